@@ -1,0 +1,37 @@
+# Shulian: make demo | make test | make bench | make proto | make standard
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench proto standard lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/shulian demo
+
+test: $(STAMP)
+	$(BIN)/shulian standard build --check
+	$(BIN)/ruff check node adapters conformance tests bench
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	@for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+proto: $(STAMP)
+	$(BIN)/python -m node.transport.grpc.protogen
+
+standard: $(STAMP)
+	$(BIN)/shulian standard build
+
+lint: $(STAMP)
+	$(BIN)/ruff check node adapters conformance tests bench
+	$(BIN)/mypy node adapters conformance
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache
