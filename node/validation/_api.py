@@ -1,0 +1,164 @@
+"""The validator API shared by both engines."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from node.errors import InputError, ShulianError
+from node.standard.model import Rule, Standard, load_standard
+from node.validation._report import RecordReport, Violation
+
+__all__ = ["Validator", "get_validator", "record_type_of"]
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("fast", "shacl")
+
+
+class _DropIllTypedNoise(logging.Filter):
+    """rdflib logs a traceback for every ill-typed literal; for a validator those are expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Failed to convert Literal lexical form" not in record.getMessage()
+
+
+_noise_filter_installed = False
+
+
+def _quiet_rdflib() -> None:
+    global _noise_filter_installed
+    if not _noise_filter_installed:
+        logging.getLogger("rdflib.term").addFilter(_DropIllTypedNoise())
+        _noise_filter_installed = True
+
+
+def record_type_of(record: Any, record_type: str | None, std: Standard) -> str:
+    """The type a record is validated as: ``record_type`` or the record's ``type``/``@type`` key."""
+    if not isinstance(record, dict):
+        raise InputError(f"a record must be a JSON object, not {_json_type(record)}")
+    declared = record.get("type", record.get("@type"))
+    if declared is not None and not isinstance(declared, str):
+        raise InputError(f"the record's type must be a string, not {_json_type(declared)}")
+    if record_type is None:
+        if declared is None:
+            raise InputError("the record has no \"type\"; give one (e.g. --type Person)")
+        record_type = declared
+    elif declared is not None and declared != record_type:
+        raise InputError(f"the record declares type {declared!r} but is validated as {record_type!r}")
+    if record_type not in std.types:
+        raise InputError(f"unknown record type {record_type!r}; the standard defines: {', '.join(std.types)}")
+    return record_type
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(v), type(v).__name__)
+
+
+def _violations(rules: list[Rule]) -> tuple[Violation, ...]:
+    seen = {
+        Violation(r.report_path, r.kind, r.severity, r.message.zh, r.message.en) for r in rules
+    }
+    return tuple(sorted(seen))
+
+
+def _record_id(record: Any) -> str | None:
+    if isinstance(record, dict):
+        rid = record.get("id")
+        if isinstance(rid, str):
+            return rid
+    return None
+
+
+class Validator:
+    """Validates records against one standard with one engine."""
+
+    def __init__(self, std: Standard, engine: str) -> None:
+        if engine not in ENGINES:
+            raise InputError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+        _quiet_rdflib()
+        self.std = std
+        self.engine = engine
+        self._compiled: dict[str, Any] = {}
+        self._shacl: Any = None
+        if engine == "fast":
+            from node.validation._fast import compile_type
+
+            for name, rt in std.types.items():
+                self._compiled[name] = compile_type(std, rt).check
+        else:
+            from node.validation._shacl import ShaclEngine
+
+            self._shacl = ShaclEngine(std)
+
+    @property
+    def types(self) -> list[str]:
+        return list(self.std.types)
+
+    def validate(self, record: Any, record_type: str | None = None) -> RecordReport:
+        return self.validate_many([record], record_type)[0]
+
+    def validate_many(self, records: Iterable[Any], record_type: str | None = None) -> list[RecordReport]:
+        """One report per record; a record that cannot be validated gets a report with ``error``."""
+        if self.engine == "fast":
+            return [self._fast_one(r, record_type) for r in records]
+        return self._shacl_many(list(records), record_type)
+
+    def _fast_one(self, record: Any, record_type: str | None) -> RecordReport:
+        try:
+            t = record_type_of(record, record_type, self.std)
+        except ShulianError as exc:
+            return RecordReport(_record_id(record), record_type, False, (), exc.message)
+        failed = self._compiled[t](record)
+        if not failed:
+            return RecordReport(_record_id(record), t, True)
+        vs = _violations(failed)
+        valid = not any(v.severity == "Violation" for v in vs)
+        return RecordReport(_record_id(record), t, valid, vs)
+
+    def _shacl_many(self, records: list[Any], record_type: str | None) -> list[RecordReport]:
+        reports: list[RecordReport | None] = [None] * len(records)
+        pending: list[tuple[int, dict[str, Any], str]] = []
+        for i, record in enumerate(records):
+            try:
+                t = record_type_of(record, record_type, self.std)
+            except ShulianError as exc:
+                reports[i] = RecordReport(_record_id(record), record_type, False, (), exc.message)
+                continue
+            pending.append((i, record, t))
+        # records with the same id would merge into one RDF node: validate them in separate rounds
+        while pending:
+            round_items: list[tuple[int, dict[str, Any], str]] = []
+            later: list[tuple[int, dict[str, Any], str]] = []
+            seen: set[Any] = set()
+            for item in pending:
+                rid = item[1].get("id")
+                key = rid if isinstance(rid, str) else object()
+                (later if key in seen else round_items).append(item)
+                seen.add(key)
+            results = self._shacl.validate_batch([(rec, self.std.types[t]) for _i, rec, t in round_items])
+            for (i, rec, t), vs in zip(round_items, results, strict=True):
+                valid = not any(v.severity == "Violation" for v in vs)
+                reports[i] = RecordReport(_record_id(rec), t, valid, tuple(vs))
+            pending = later
+        return [r for r in reports if r is not None]
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(directory: Path | None, engine: str) -> Validator:
+    return Validator(load_standard(directory), engine)
+
+
+def get_validator(engine: str = "fast", standard_dir: str | Path | None = None) -> Validator:
+    """A validator for ``engine`` over the standard in ``standard_dir`` (default: the shipped one).
+
+    Compiled once and cached; safe to share between threads (validation keeps no state).
+    """
+    d = Path(standard_dir).resolve() if standard_dir is not None else None
+    return _cached(d, engine)

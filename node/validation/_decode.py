@@ -1,0 +1,103 @@
+"""Turning untrusted bytes into a record, safely.
+
+Every boundary (CLI files, gRPC, Kafka) decodes records here: strict UTF-8,
+standard JSON only (no NaN/Infinity), bounded nesting, bounded size, no lone
+surrogates. Anything else is an :class:`InputError` with a clear message,
+never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from node.errors import InputError
+
+__all__ = ["decode_json", "decode_record", "MAX_RECORD_BYTES", "MAX_DEPTH"]
+
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise InputError(f"{name} is not valid JSON (use a string or a finite number)")
+
+
+def _depth_ok(text: str) -> bool:
+    # a cheap upper bound on nesting, counted outside strings
+    depth = 0
+    in_str = False
+    esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def _check_strings(obj: Any) -> None:
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, str):
+            try:
+                o.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InputError("invalid Unicode: a lone surrogate escape (\\ud800-\\udfff) in a string") from exc
+        elif isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Decode one JSON document from untrusted input."""
+    if isinstance(data, bytes):
+        if len(data) > MAX_RECORD_BYTES:
+            raise InputError(f"record is {len(data)} bytes; the limit is {MAX_RECORD_BYTES}")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not valid UTF-8 at byte {exc.start}") from exc
+    else:
+        text = data
+        if len(text) > MAX_RECORD_BYTES:
+            raise InputError(f"record is {len(text)} characters; the limit is {MAX_RECORD_BYTES}")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if ("[" in text or "{" in text) and text.count("[") + text.count("{") > MAX_DEPTH and not _depth_ok(text):
+        raise InputError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except InputError:
+        raise
+    except RecursionError as exc:
+        raise InputError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:  # JSONDecodeError and int-too-large
+        raise InputError(f"not JSON: {exc}") from exc
+    if _SURROGATE_ESCAPE.search(text):
+        _check_strings(obj)
+    return obj
+
+
+def decode_record(data: bytes | str) -> dict[str, Any]:
+    """Decode one record (a JSON object)."""
+    obj = decode_json(data)
+    if not isinstance(obj, dict):
+        raise InputError(f"a record must be a JSON object, not {type(obj).__name__ if obj is not None else 'null'}")
+    return obj

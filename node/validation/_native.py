@@ -1,0 +1,129 @@
+"""Native implementations of the standard's SHACL-SPARQL constraints.
+
+Each function mirrors one ``sh:select`` query in ``ontology/shapes/records.ttl``
+exactly (same filters, same error behaviour: a SPARQL expression error means
+"no result"). The fast engine refuses to compile a SPARQL constraint that has no
+entry here; ``tests/validation`` proves the pairs agree.
+
+Terms are passed as ``(is_literal, lexical)``: the queries only look at
+``isLiteral`` and ``STR``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+__all__ = [
+    "NATIVE_SPARQL",
+    "gb11643_check_char",
+    "gb32100_check_char",
+    "gb11643_ok",
+    "gb32100_ok",
+    "Term",
+]
+
+Term = tuple[bool, str]  # (is literal, lexical form / IRI string)
+
+# SPARQL REGEX has XPath semantics: "$" is the end of the string, so use \Z
+ID_RE = re.compile(r"^[0-9]{17}[0-9X]\Z")
+CC_RE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}\Z")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+CC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CC_VALUE = {c: i for i, c in enumerate(CC_ALPHABET)}
+_CC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def gb11643_check_char(first17: str) -> str:
+    """The GB 11643 check character of 17 digits."""
+    s = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[s % 11]
+
+
+def gb32100_check_char(first17: str) -> str:
+    """The GB 32100 check character of the first 17 characters of a credit code."""
+    s = sum(_CC_VALUE[c] * w for c, w in zip(first17, _CC_WEIGHTS, strict=True))
+    return CC_ALPHABET[(31 - s % 31) % 31]
+
+
+def gb11643_ok(v: str) -> bool:
+    """``v`` has the 18-character form and a correct check character."""
+    return ID_RE.match(v) is not None and gb11643_check_char(v[:17]) == v[17]
+
+
+def gb32100_ok(v: str) -> bool:
+    return CC_RE.match(v) is not None and gb32100_check_char(v[:17]) == v[17]
+
+
+# --- one function per SPARQL constraint: (value term, the record's terms by key) -> violation?
+
+
+def _gb11643(value: Term, node: Mapping[str, Sequence[Term]]) -> bool:
+    is_lit, v = value
+    return is_lit and ID_RE.match(v) is not None and gb11643_check_char(v[:17]) != v[17]
+
+
+def _gb32100(value: Term, node: Mapping[str, Sequence[Term]]) -> bool:
+    is_lit, v = value
+    return is_lit and CC_RE.match(v) is not None and gb32100_check_char(v[:17]) != v[17]
+
+
+def _holder(value: Term, node: Mapping[str, Sequence[Term]]) -> bool:
+    is_lit, v = value
+    if not is_lit:
+        return False
+    is_id = ID_RE.match(v) is not None
+    is_cc = CC_RE.match(v) is not None
+    if not (is_id or is_cc):
+        return False
+    ok_id = is_id and gb11643_check_char(v[:17]) == v[17]
+    ok_cc = is_cc and gb32100_check_char(v[:17]) == v[17]
+    return not ok_id and not ok_cc
+
+
+def _birth_date(value: Term, node: Mapping[str, Sequence[Term]]) -> bool:
+    is_lit, v = value
+    if not is_lit:
+        return False
+    target = v.replace("-", "")
+    for id_lit, id_v in node.get("identityNumber", ()):
+        if id_lit and ID_RE.match(id_v) is not None and id_v[6:14] != target:
+            return True
+    return False
+
+
+def _sex_parity(value: Term, node: Mapping[str, Sequence[Term]]) -> bool:
+    _is_lit, v = value
+    if not _is_lit:  # STR() of a blank node is an error: no result
+        return False
+    if v not in ("1", "2"):
+        return False
+    for id_lit, id_v in node.get("identityNumber", ()):
+        if id_lit and ID_RE.match(id_v) is not None:
+            odd = int(id_v[16]) % 2
+            if (v == "1" and odd == 0) or (v == "2" and odd == 1):
+                return True
+    return False
+
+
+def _valid_from_before_until(value: Term, node: Mapping[str, Sequence[Term]]) -> bool:
+    is_lit, v = value
+    if not is_lit or DATE_RE.match(v) is None:
+        return False
+    for u_lit, u in node.get("validUntil", ()):
+        if u_lit and DATE_RE.match(u) is not None and v >= u:
+            return True
+    return False
+
+
+NATIVE_SPARQL: dict[str, Callable[[Term, Mapping[str, Sequence[Term]]], bool]] = {
+    "GB11643Check": _gb11643,
+    "GB32100Check": _gb32100,
+    "HolderCheck": _holder,
+    "BirthDateMatchesId": _birth_date,
+    "SexMatchesId": _sex_parity,
+    "ValidFromBeforeUntil": _valid_from_before_until,
+}
