@@ -17,7 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/shulian standard build --check
-	$(BIN)/ruff check node adapters conformance tests bench
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -30,7 +30,7 @@ standard: $(STAMP)
 	$(BIN)/shulian standard build
 
 lint: $(STAMP)
-	$(BIN)/ruff check node adapters conformance tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy node adapters conformance
 
 clean:
