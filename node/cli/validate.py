@@ -119,7 +119,7 @@ def validate(files: tuple[str, ...], record_type: str | None, engine: str, repor
       shulian validate --catalog catalog.ttl
     """
     if catalog_file:
-        sys.exit(_validate_catalog(catalog_file, report_format))
+        sys.exit(_validate_catalog(catalog_file, report_format, standard_dir))
     if not files:
         raise InputError("give at least one FILE (JSON Lines or a JSON array), or --catalog FILE.ttl")
     for f in files:
@@ -165,17 +165,16 @@ def validate(files: tuple[str, ...], record_type: str | None, engine: str, repor
     sys.exit(EXIT_FINDINGS if counts["invalid"] else EXIT_OK)
 
 
-def _validate_catalog(path: str, report_format: str) -> int:
+def _validate_catalog(path: str, report_format: str, standard_dir: str | None = None) -> int:
     from node.catalog.profile import validate_catalog
 
-    report = validate_catalog(path)
-    data = report.to_json() if hasattr(report, "to_json") else {"conforms": report.conforms}
+    report = validate_catalog(path, standard_dir=standard_dir)
     if report_format == "json":
-        echo_json(data)
+        echo_json(report.to_dict())
     else:
-        click.echo(f"{path}: {'conforms to' if report.conforms else 'does NOT conform to'} the catalog profile")
-        for r in getattr(report, "results", []):
-            click.echo(f"    {r}")
+        verdict = "conforms to" if report.conforms else "does NOT conform to"
+        click.echo(f"{path}: {verdict} the catalog profile ({len(report.violations)} violations, "
+                   f"{len(report.warnings)} warnings)")
+        for r in report.results:
+            click.echo(f"    {r.severity}: {r.focus} {r.path or ''}: {r.message_zh} / {r.message_en}")
     return EXIT_OK if report.conforms else EXIT_FINDINGS
-
-
