@@ -57,6 +57,24 @@ def _decimal_ok(v: str) -> bool:
     return _lexical_ok_slow(v, str(XSD.decimal))
 
 
+_MEMO_PATTERN_CHARS = 200
+_MEMO_LIMIT = 65536
+
+
+def _memo_search(rx: re.Pattern[str]) -> Callable[[str], bool]:
+    memo: dict[str, bool] = {}
+
+    def ok(v: str) -> bool:
+        r = memo.get(v)
+        if r is None:
+            r = rx.search(v) is not None
+            if len(memo) < _MEMO_LIMIT:
+                memo[v] = r
+        return r
+
+    return ok
+
+
 def _lexical_checker(dt: str) -> Callable[[str], bool]:
     if dt == str(XSD.date):
         return _date_ok
@@ -133,6 +151,9 @@ def _value_cond(g: _Gen, kind: str, param: Any, coerced: str | None) -> str:
     if kind == "MaxLength":
         return f"len(v) <= {int(param)}"
     if kind == "Pattern":
+        if len(param) > _MEMO_PATTERN_CHARS:
+            # a code list compiled to a pattern (the division codes): few distinct values, memoise
+            return f"{g.const(_memo_search(re.compile(param)), 'PM')}(v)"
         return f"{g.const(re.compile(param), 'P')}.search(v) is not None"
     if kind == "In":
         lexicals = frozenset(

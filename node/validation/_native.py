@@ -37,15 +37,25 @@ _CC_VALUE = {c: i for i, c in enumerate(CC_ALPHABET)}
 _CC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
+# per-position tables {character: value * weight}: summing lookups keeps the loop in C (hot path)
+_ID_TABLES = tuple({str(d): d * w for d in range(10)} for w in _ID_WEIGHTS)
+_CC_TABLES = tuple({c: v * w for c, v in _CC_VALUE.items()} for w in _CC_WEIGHTS)
+
+
 def gb11643_check_char(first17: str) -> str:
     """The GB 11643 check character of 17 digits."""
-    s = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[s % 11]
+    try:
+        return _ID_CHECK[sum(map(dict.__getitem__, _ID_TABLES, first17[:17])) % 11]
+    except KeyError as exc:
+        raise ValueError(f"not a digit: {exc.args[0]!r}") from None
 
 
 def gb32100_check_char(first17: str) -> str:
     """The GB 32100 check character of the first 17 characters of a credit code."""
-    s = sum(_CC_VALUE[c] * w for c, w in zip(first17, _CC_WEIGHTS, strict=True))
+    try:
+        s = sum(map(dict.__getitem__, _CC_TABLES, first17[:17]))
+    except KeyError as exc:
+        raise ValueError(f"not a credit code character: {exc.args[0]!r}") from None
     return CC_ALPHABET[(31 - s % 31) % 31]
 
 
