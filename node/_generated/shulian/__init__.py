@@ -1,0 +1,1 @@
+"""Generated: package ``shulian`` of the wire contract. Do not edit."""

@@ -1,0 +1,304 @@
+"""The node's core: identity, policy decisions, boundary validation, storage and evidence.
+
+Every transport (gRPC, Kafka) calls this, so the rules are the same on every wire.
+Methods are synchronous and thread-safe (the store keeps one connection per thread);
+async transports call them in an executor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from node.config import NodeConfig
+from node.errors import InputError, NotFound, PolicyDenied
+from node.evidence import ACCESS_REFUSED, PUSH_ACCEPTED, PUSH_REJECTED, EvidenceLog
+from node.pki import check_peer, key_id, load_certificate, load_signing_key
+from node.policy import Decision, ResponsibilityList, decide
+from node.service._sources import DirectorySource, PolicySource
+from node.store import RECORD_ID_RE, Store
+from node.validation import Validator, Violation, decode_record, get_validator
+
+__all__ = ["NodeCore", "RecordOutcome", "IngestResult", "PreparedBatch", "id_summary", "EVIDENCE_ID_LIMIT"]
+
+log = logging.getLogger(__name__)
+
+#: evidence entries list record ids up to this many; beyond, a digest, the count and the first/last id
+EVIDENCE_ID_LIMIT = 1000
+_REJECTED_DETAIL_LIMIT = 100
+
+STORED, UNCHANGED, REJECTED = "stored", "unchanged", "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What happened to one pushed record."""
+
+    id: str
+    status: str  # stored | unchanged | rejected
+    version: int = 0
+    violations: tuple[Violation, ...] = ()  # the violations (rejected) or warnings (accepted)
+    error: str | None = None  # why the record could not be validated at all
+
+    @property
+    def accepted(self) -> bool:
+        return self.status != REJECTED
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A decoded and validated batch, ready for :meth:`NodeCore.commit`."""
+
+    dataset: str
+    outcomes: list[RecordOutcome | None]  # the rejections, by position; None where the record is good
+    good: list[tuple[str, Mapping[str, Any]]]
+    good_at: list[int]
+    warnings: dict[int, tuple[Violation, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    dataset: str
+    outcomes: tuple[RecordOutcome, ...]
+    accepted: int
+    rejected: int
+
+
+def id_summary(pairs: Sequence[tuple[str, int]], *, limit: int = EVIDENCE_ID_LIMIT) -> dict[str, Any]:
+    """How an evidence entry names records: every (id, version) up to ``limit``, else a digest."""
+    if len(pairs) <= limit:
+        return {"records": [[i, v] for i, v in pairs]}
+    h = hashlib.sha256()
+    for i, v in pairs:
+        h.update(f"{i}@{v}\n".encode())
+    return {"records_sha256": h.hexdigest(), "first": list(pairs[0]), "last": list(pairs[-1]),
+            "records_note": "sha256 over 'id@version\\n' for every record, in delivery order"}
+
+
+class NodeCore:
+    """One node's core services over its store. Open with :meth:`open` (or build from parts in tests)."""
+
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        store: Store,
+        *,
+        signing_key: ed25519.Ed25519PrivateKey,
+        validator: Validator | None = None,
+        policy: PolicySource | None = None,
+        directory: DirectorySource | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.signing_key = signing_key
+        self.key_id = key_id(signing_key)
+        self.validator = validator or get_validator("fast")
+        self.policy = policy or PolicySource(cfg, store)
+        self.directory = directory or DirectorySource(cfg)
+        self.evidence = EvidenceLog(store, signing_key)
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.department = cfg.department.code
+        self._ca = load_certificate(cfg.tls.ca.read_bytes(), what=str(cfg.tls.ca))
+        self._push_sources = frozenset({self.department, *(p.code for p in cfg.peers)})
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    @classmethod
+    def open(cls, cfg: NodeConfig, *, validator: Validator | None = None,
+             clock: Callable[[], dt.datetime] | None = None) -> NodeCore:
+        """Open the store, register the configured datasets, load keys, directory and policy.
+
+        Raises :class:`ConfigError` / :class:`InputError` / :class:`IntegrityError` naming what is wrong.
+        """
+        store = Store(cfg.store, durability=cfg.durability)
+        try:
+            for ds in cfg.datasets:
+                store.ensure_dataset(ds.id, ds.record_type, publish=ds.kafka_publish,
+                                     metadata={"title_zh": ds.catalog.title_zh, "title_en": ds.catalog.title_en,
+                                               "sharing_type": ds.catalog.sharing_type,
+                                               "resource_code": ds.catalog.resource_code})
+            core = cls(cfg, store, signing_key=load_signing_key(cfg.signing_key), validator=validator,
+                       clock=clock)
+            core.directory.load()
+            core.policy.load()
+        except BaseException:
+            store.close()
+            raise
+        return core
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ---- identity -----------------------------------------------------------------------
+    def identify(self, cert_pem: bytes) -> str:
+        """The department a peer certificate names, if it is a current federation member.
+
+        Raises :class:`Unauthenticated` (reasons UNKNOWN_CA, CERT_EXPIRED, NOT_A_MEMBER, ...).
+        """
+        return check_peer(cert_pem, self._ca, self.directory.codes(), now=self.clock())
+
+    def members(self) -> frozenset[str]:
+        return self.directory.codes()
+
+    # ---- datasets -----------------------------------------------------------------------
+    def record_type(self, dataset_id: str) -> str:
+        """The record type of a dataset this node holds (:class:`NotFound` reason UNKNOWN_DATASET)."""
+        for ds in self.cfg.datasets:
+            if ds.id == dataset_id:
+                return ds.record_type
+        try:
+            info = self.store.get_dataset(dataset_id)
+        except NotFound as exc:
+            raise NotFound(f"dataset {dataset_id!r} is not held by this node", reason="UNKNOWN_DATASET") from exc
+        if not info.record_type:
+            raise NotFound(f"dataset {dataset_id!r} has no record type", reason="UNKNOWN_DATASET")
+        return info.record_type
+
+    # ---- policy -------------------------------------------------------------------------
+    def current_policy(self) -> ResponsibilityList:
+        return self.policy.current()
+
+    def decide(self, consumer: str, dataset_id: str, purpose: str | None, items: Sequence[str] | None = None,
+               *, via: str = "grpc", request_id: str | None = None, record_refusal: bool = True) -> Decision:
+        """Decide a read with :func:`node.policy.decide`; a refusal is logged as evidence and raised
+        as :class:`PolicyDenied` (reason = the reason code, message with the basis)."""
+        self.record_type(dataset_id)
+        decision = decide(self.policy.current(), dataset_id, consumer, purpose or None, self.clock(),
+                          list(items) if items else None, federation_members=self.directory.codes(),
+                          hash_key=self.cfg.policy.hash_key)
+        if not decision.allowed:
+            if record_refusal:
+                self.evidence.append(ACCESS_REFUSED, consumer, {**decision.to_dict(), "via": via,
+                                                                 "request_id": request_id})
+            raise decision.error()
+        return decision
+
+    # ---- push ---------------------------------------------------------------------------
+    def check_push(self, source: str, dataset_id: str, *, via: str = "grpc.push",
+                   request_id: str | None = None) -> str:
+        """May ``source`` write records into ``dataset_id``? Returns the record type.
+
+        Writers are this node's own department (its adapters and tools, with the node's
+        certificate) and the peers configured in ``[[peers]]``.
+        """
+        record_type = self.record_type(dataset_id)
+        if source not in self._push_sources:
+            message = (f"{source} may not push records into dataset {dataset_id!r}: only this node's department "
+                       "and its configured peers ([[peers]]) may")
+            self.evidence.append(ACCESS_REFUSED, source, {"dataset": dataset_id, "via": via, "reason": "PUSH_NOT_ALLOWED",
+                                                          "message": message, "request_id": request_id})
+            raise PolicyDenied(message, reason="PUSH_NOT_ALLOWED")
+        return record_type
+
+    def ingest(
+        self,
+        source: str,
+        dataset_id: str,
+        records: Sequence[tuple[str, bytes | str | Mapping[str, Any]]],
+        *,
+        record_type: str | None = None,
+        via: str = "grpc.push",
+        request_id: str | None = None,
+    ) -> IngestResult:
+        """Validate and store one batch: valid records are stored, invalid ones rejected with their
+        violations; the records and the evidence entries (one per outcome kind) commit together.
+
+        ``records`` are ``(id, payload)`` pairs: payload as JSON bytes/text (decoded with
+        :func:`node.validation.decode_record`) or an already decoded mapping. An empty id
+        takes the payload's ``id``. Call :meth:`check_push` first. This is
+        :meth:`prepare` then :meth:`commit`; a transport may run the two stages of
+        consecutive batches concurrently (the store's work mostly runs outside the GIL).
+        """
+        prepared = self.prepare(dataset_id, records, record_type=record_type)
+        return self.commit(source, prepared, via=via, request_id=request_id)
+
+    def prepare(self, dataset_id: str, records: Sequence[tuple[str, bytes | str | Mapping[str, Any]]], *,
+                record_type: str | None = None) -> PreparedBatch:
+        """Decode and validate a batch (no store access): the first stage of :meth:`ingest`."""
+        rtype = record_type or self.record_type(dataset_id)
+        validate = self.validator.validate
+        match_id = RECORD_ID_RE.match
+        outcomes: list[RecordOutcome | None] = [None] * len(records)
+        good: list[tuple[str, Mapping[str, Any]]] = []
+        good_at: list[int] = []
+        warnings: dict[int, tuple[Violation, ...]] = {}
+        for i, (rid, payload) in enumerate(records):
+            data: Mapping[str, Any]
+            if isinstance(payload, bytes | str):
+                try:
+                    data = decode_record(payload)
+                except InputError as exc:
+                    outcomes[i] = RecordOutcome(rid, REJECTED, error=f"payload: {exc.message}")
+                    continue
+            else:
+                data = payload
+            inner = data.get("id")
+            if not rid:
+                rid = inner if isinstance(inner, str) else ""
+            if not match_id(rid):
+                outcomes[i] = RecordOutcome(rid, REJECTED, error=f"bad record id {rid!r}: it must match "
+                                            f"{RECORD_ID_RE.pattern}")
+                continue
+            if inner is not None and inner != rid:
+                outcomes[i] = RecordOutcome(rid, REJECTED, error=f"the payload's id {inner!r} differs from the "
+                                            f"record id {rid!r}")
+                continue
+            report = validate(data, rtype)
+            if not report.valid:
+                outcomes[i] = RecordOutcome(rid, REJECTED, violations=report.violations, error=report.error)
+                continue
+            if report.violations:
+                warnings[i] = report.violations
+            good.append((rid, data))
+            good_at.append(i)
+        return PreparedBatch(dataset_id, outcomes, good, good_at, warnings)
+
+    def commit(self, source: str, prepared: PreparedBatch, *, via: str = "grpc.push",
+               request_id: str | None = None) -> IngestResult:
+        """Store a prepared batch's valid records and its evidence in one transaction (durable on return)."""
+        dataset_id, outcomes, good = prepared.dataset, list(prepared.outcomes), prepared.good
+        rejected = [o for o in outcomes if o is not None]
+        entries: list[tuple[str, str, Mapping[str, Any] | None]] = []
+        with self.store.transaction():
+            results = self.store.upsert_many(dataset_id, good) if good else []
+            stored_pairs: list[tuple[str, int]] = []
+            for i, res in zip(prepared.good_at, results, strict=True):
+                outcomes[i] = RecordOutcome(res.id, STORED if res.changed else UNCHANGED, res.version,
+                                            prepared.warnings.get(i, ()))
+                if res.changed:
+                    stored_pairs.append((res.id, res.version))
+            if good:
+                entries.append((PUSH_ACCEPTED, source, {
+                    "dataset": dataset_id, "via": via, "request_id": request_id, "count": len(good),
+                    "stored": len(stored_pairs), "unchanged": len(good) - len(stored_pairs),
+                    **id_summary(stored_pairs)}))
+            if rejected:
+                entries.append((PUSH_REJECTED, source, {
+                    "dataset": dataset_id, "via": via, "request_id": request_id, "count": len(rejected),
+                    "rejected": [_rejection(o) for o in rejected[:_REJECTED_DETAIL_LIMIT]],
+                    "truncated": max(0, len(rejected) - _REJECTED_DETAIL_LIMIT)}))
+            self.evidence.append_many(entries)
+        final = tuple(o for o in outcomes if o is not None)
+        return IngestResult(dataset_id, final, accepted=len(good), rejected=len(rejected))
+
+
+def _rejection(o: RecordOutcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": o.id,
+                           "violations": [f"{v.path}: {v.constraint}" for v in o.violations if v.severity == "Violation"]}
+    if o.error:
+        out["error"] = o.error
+    return out
