@@ -418,6 +418,8 @@ def build_catalog(cfg: NodeConfig, store: Store | None, *, base_url: str | None 
     :class:`InputError` for a bad ``base_url``. The profile check runs once per distinct
     catalog content (cached), so serving an unchanged catalog again costs only the build.
     """
+    if standard_dir is None:
+        standard_dir = cfg.standard
     g, owners = _graph(cfg, store, base_url, standard_dir)
     _check(g, cfg, owners, standard_dir)
     log.debug("catalog of %s: %d datasets, %d triples", cfg.department.code, len(cfg.datasets), len(g))

@@ -194,7 +194,7 @@ def load(file: Path, config_path: Path | None, dataset_id: str, batch_size: int,
 
     cfg = node_config(config_path)
     ds = cfg.dataset(dataset_id)
-    validator = get_validator("fast", standard_dir=standard_dir)
+    validator = get_validator("fast", standard_dir=standard_dir or cfg.standard)
     key = load_signing_key(cfg.signing_key)
     console = Console(stderr=True)
     show_progress = console.is_terminal and file.stat().st_size > _PROGRESS_BYTES

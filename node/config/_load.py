@@ -57,6 +57,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
             "encryption_key",
             "federation",
             "durability",
+            "standard",
         ),
         "policy": ("responsibility_list", "hash_key", "hash_key_file"),
         "tls": ("ca", "cert", "key"),
@@ -260,7 +261,9 @@ class _Reader:
 
         department = self.department(self.table(mutable, "department", "department"))
         node = self.table(mutable, "node", "node")
-        self.known(node, {"listen", "store", "signing_key", "encryption_key", "federation", "durability"}, "node")
+        self.known(
+            node, {"listen", "store", "signing_key", "encryption_key", "federation", "durability", "standard"}, "node"
+        )
         listen = self.string(node, "listen", "node")
         problem = check_address(listen)
         if problem:
@@ -289,6 +292,7 @@ class _Reader:
             encryption_key=self.path_value(node, "encryption_key", "node", required=False),
             policy=self.policy(self.table(mutable, "policy", "policy", required=False), check_files),
             durability=durability,
+            standard=self.path_value(node, "standard", "node", required=False),
             datasets=datasets,
             peers=peers,
             kafka=kafka,
@@ -296,6 +300,12 @@ class _Reader:
         )
         if check_files:
             self.check_files(cfg)
+            if cfg.standard is not None and not (cfg.standard / "shapes" / "records.ttl").is_file():
+                raise self.fail(
+                    "node.standard",
+                    f"{cfg.standard} is not a standard folder (no shapes/records.ttl); "
+                    "copy the shipped ontology/ folder and import your division list into it",
+                )
         return cfg
 
     def department(self, table: Mapping[str, Any]) -> Department:

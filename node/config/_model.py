@@ -103,6 +103,7 @@ class NodeConfig:
     encryption_key: Path | None = None  # X25519 private key (PEM, PKCS#8)
     policy: PolicyConfig = PolicyConfig()
     durability: str = "full"  # store: full | normal
+    standard: Path | None = None  # the standard's folder (ontology/); None: the shipped one
     datasets: tuple[DatasetConfig, ...] = ()
     peers: tuple[PeerConfig, ...] = ()
     kafka: KafkaConfig | None = None

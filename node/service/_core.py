@@ -100,7 +100,7 @@ class NodeCore:
         self.store = store
         self.signing_key = signing_key
         self.key_id = key_id(signing_key)
-        self.validator = validator or get_validator("fast")
+        self.validator = validator or get_validator("fast", cfg.standard)
         self.policy = policy or PolicySource(cfg, store)
         self.directory = directory or DirectorySource(cfg)
         self.evidence = EvidenceLog(store, signing_key)

@@ -269,7 +269,11 @@ def test_a_cancelled_query_is_evidenced_with_what_was_sent(fed: kit.Federation) 
                 received += len(batch.records)
                 if received >= 200:
                     break  # the consumer hangs up mid-stream
-            await asyncio.sleep(0.2)
+        # wait (bounded) for the node to notice the hang-up and record it; no fixed sleep
+        for _ in range(300):
+            if any(e.kind == "records.delivered" for e in evidence(fed)):
+                break
+            await asyncio.sleep(0.05)
         return received
 
     received = with_provider(fed, body)
