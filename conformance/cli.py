@@ -68,6 +68,9 @@ def _node_options(f: F) -> F:
                      help="The Kafka bootstrap servers the node publishes to (enables the Kafka cases)."),
         click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
                      help="A fact about the node that some checks need (repeatable)."),
+        click.option("--params", "params_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="A parameter file (TOML, NAME = \"VALUE\"), e.g. the one `fixture load` writes; "
+                          "--param overrides it."),
         click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per network call."),
     ]):
         f = opt(f)
@@ -81,8 +84,11 @@ def _fail_cleanly(fn: F) -> F:
 
 
 def _target(target: str | None, ca_cert: Path | None, client_cert: Path | None, client_key: Path | None,
-            kafka: str | None, params: Sequence[str], timeout: float) -> NodeTarget | None:
-    parsed: dict[str, str] = {}
+            kafka: str | None, params: Sequence[str], timeout: float, params_file: Path | None = None
+            ) -> NodeTarget | None:
+    from conformance.fixture import read_params
+
+    parsed: dict[str, str] = read_params(params_file) if params_file is not None else {}
     for p in params:
         name, sep, value = p.partition("=")
         if not sep or not name:
@@ -90,7 +96,8 @@ def _target(target: str | None, ca_cert: Path | None, client_cert: Path | None, 
         parsed[name] = value
     if target is None:
         if any((ca_cert, client_cert, client_key, kafka, parsed)):
-            raise InputError("--ca, --cert, --tls-key, --kafka and --param describe a node: give --target HOST:PORT too")
+            raise InputError("--ca, --cert, --tls-key, --kafka, --param and --params describe a node: "
+                             "give --target HOST:PORT too")
         return None
     t = NodeTarget(target, ca_cert, client_cert, client_key, kafka, parsed, timeout)
     t.host_port()
@@ -261,8 +268,8 @@ def _run_manifests(manifests: Sequence[Path], only: Sequence[str], engine: str, 
 @_fail_cleanly
 def run_command(manifests: tuple[Path, ...], only: tuple[str, ...], engine: str, standard_dir: Path | None,
                 target: str | None, ca_cert: Path | None, client_cert: Path | None, client_key: Path | None,
-                kafka: str | None, params: tuple[str, ...], timeout: float, out_dir: Path, statement: Path | None,
-                key_file: Path | None, operator: str | None, verbose: bool, lang: str) -> None:
+                kafka: str | None, params: tuple[str, ...], params_file: Path | None, timeout: float, out_dir: Path,
+                statement: Path | None, key_file: Path | None, operator: str | None, verbose: bool, lang: str) -> None:
     """Run test manifests (W3C test-manifest vocabulary).
 
     By default the data manifests: every record and catalog example of the
@@ -279,7 +286,7 @@ def run_command(manifests: tuple[Path, ...], only: tuple[str, ...], engine: str,
     from conformance._manifest import manifests_dir
 
     chosen = list(manifests) or [manifests_dir() / RECORDS_MANIFEST, manifests_dir() / CATALOGS_MANIFEST]
-    t = _target(target, ca_cert, client_cert, client_key, kafka, params, timeout)
+    t = _target(target, ca_cert, client_cert, client_key, kafka, params, timeout, params_file)
     _run_manifests(chosen, only, engine, standard_dir, t, out_dir, statement, key_file, operator, verbose, lang)
 
 
@@ -292,8 +299,8 @@ def run_command(manifests: tuple[Path, ...], only: tuple[str, ...], engine: str,
 @_fail_cleanly
 def node(only: tuple[str, ...], engine: str, standard_dir: Path | None, target: str | None, ca_cert: Path | None,
          client_cert: Path | None, client_key: Path | None, kafka: str | None, params: tuple[str, ...],
-         timeout: float, out_dir: Path, statement: Path | None, key_file: Path | None, operator: str | None,
-         verbose: bool, lang: str) -> None:
+         params_file: Path | None, timeout: float, out_dir: Path, statement: Path | None, key_file: Path | None,
+         operator: str | None, verbose: bool, lang: str) -> None:
     """Black-box checks of a running node (the node manifest).
 
     A case whose check is not implemented in this kit version is reported
@@ -303,12 +310,13 @@ def node(only: tuple[str, ...], engine: str, standard_dir: Path | None, target: 
     Examples:
       shulian-conform node --target node.example.gov.cn:7443 --ca ca.pem --cert kit.pem --tls-key kit.key
       shulian-conform node --target 127.0.0.1:7443 --kafka 127.0.0.1:9092 --only KFK
+      shulian-conform node --target 127.0.0.1:7443 --params kit-fixture/params.toml
     """
     from conformance._manifest import manifests_dir
 
     if target is None:
         raise InputError("give the node under test: --target HOST:PORT")
-    t = _target(target, ca_cert, client_cert, client_key, kafka, params, timeout)
+    t = _target(target, ca_cert, client_cert, client_key, kafka, params, timeout, params_file)
     _run_manifests([manifests_dir() / "node.ttl"], only, engine, standard_dir, t, out_dir, statement, key_file,
                    operator, verbose, lang)
 
@@ -449,6 +457,15 @@ def verify_statement_command(statement: Path, public_key: Path, as_json: bool) -
                + ", ".join(f"{n} {k}" for k, n in info.counts.items()))
     for s in info.subjects:
         click.echo(f"  subject: {s}")
+
+
+def _add_fixture_group() -> None:
+    from conformance.fixture.cli import fixture
+
+    cli.add_command(fixture)
+
+
+_add_fixture_group()
 
 
 def main(argv: list[str] | None = None) -> Any:
