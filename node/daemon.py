@@ -231,3 +231,7 @@ def check_command(config: Path | None) -> None:
     click.echo(f"ok: {cfg.path}: department {cfg.department.code} ({member} of federation "
                f"{directory.federation!r} v{directory.version}), {len(cfg.datasets)} dataset(s), "
                f"{len(policy.datasets)} in the responsibility list, listening on {cfg.listen}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,539 @@
+"""KafkaExchange: the node's Kafka side, an async context manager.
+
+    async with KafkaExchange(cfg=cfg, store=store, evidence=evidence, validator=validator,
+                             policy=policy, directory=directory) as kx:
+        ...                     # the rest of the node runs meanwhile
+        kx.health()             # KafkaHealth(status="serving" | "degraded" | ...)
+
+Entering never waits for the broker: the exchange connects in the background,
+retries with back-off while the broker is unreachable (health ``degraded``), and
+catches up when it comes back. ``policy`` and ``directory`` may be values or
+zero-argument callables returning the current value (so a daemon can reload them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from node.config import NodeConfig
+from node.errors import Unavailable
+from node.evidence import EvidenceLog
+from node.federation import FederationDirectory
+from node.pki import load_encryption_key, load_signing_key
+from node.policy import ResponsibilityList
+from node.store import Store
+from node.transport.kafka._clients import DEFAULT_PARTITIONS, Backoff, TopicManager, client_kwargs
+from node.transport.kafka._inbox import ensure_inbox
+from node.transport.kafka._publisher import PreparedBatch, Publisher, partition_for
+from node.transport.kafka._receiver import Incoming, Receiver, Rejected
+from node.transport.kafka._routes import RoutePlanner
+from node.transport.kafka._topics import dead_letter_topic
+from node.validation import Validator
+
+__all__ = ["KafkaExchange", "KafkaHealth", "KafkaOptions"]
+
+log = logging.getLogger(__name__)
+
+PolicySource = ResponsibilityList | Callable[[], ResponsibilityList | None] | None
+DirectorySource = FederationDirectory | Callable[[], FederationDirectory]
+
+
+@dataclass(frozen=True)
+class KafkaOptions:
+    """Tuning knobs (the defaults suit a node; tests and benchmarks change a few)."""
+
+    publish: bool = True  # drain the outbox to Kafka
+    consume: bool = True  # read the subscriptions
+    outbox_batch: int = 2000  # outbox rows per published (and signed) batch
+    max_records: int = 2000  # messages per consumed batch
+    poll_interval: float = 0.2  # seconds between outbox polls when it is empty
+    metadata_interval: float = 1.0  # seconds between looks for subscribed topics that do not exist yet
+    probe_interval: float = 3.0  # seconds between broker health probes
+    partitions: int = DEFAULT_PARTITIONS  # for topics this node creates
+    request_timeout_ms: int = 15000
+    max_backoff: float = 15.0
+    group_id: str | None = None  # default shulian-<department code>
+
+
+@dataclass(frozen=True)
+class KafkaHealth:
+    """What ``KafkaExchange.health()`` reports."""
+
+    status: str  # disabled | starting | serving | degraded | stopped
+    detail: str
+    connected: bool
+    outbox_pending: int | None
+    published: int  # messages acknowledged by Kafka since start
+    received: int  # messages consumed since start
+    stored: int  # received records stored (new provider versions)
+    quarantined: int  # received messages quarantined and dead-lettered
+    assigned: tuple[str, ...]  # topic/partition the consumer reads
+    since: float  # time.time() of the last status change
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("serving", "disabled")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["assigned"] = list(self.assigned)
+        out["ok"] = self.ok
+        return out
+
+
+def _current(source: Any) -> Any:
+    return source() if callable(source) else source
+
+
+class KafkaExchange:
+    """Publishes the outbox and consumes subscriptions; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        cfg: NodeConfig,
+        store: Store,
+        evidence: EvidenceLog,
+        validator: Validator,
+        policy: PolicySource = None,
+        directory: DirectorySource,
+        signing_key: ed25519.Ed25519PrivateKey | None = None,
+        encryption_key: x25519.X25519PrivateKey | None = None,
+        options: KafkaOptions | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.evidence = evidence
+        self.validator = validator
+        self.options = options or KafkaOptions()
+        self._policy_src = policy
+        self._directory_src = directory
+        self._signing_key = signing_key
+        self._encryption_key = encryption_key
+        self.me = cfg.department.code
+        self._status = "disabled" if cfg.kafka is None else "starting"
+        self._since = time.time()
+        self._problems: dict[str, str] = {}
+        self._connected = False
+        self._published = self._received = self._stored = self._quarantined = 0
+        self._outbox_pending: int | None = None
+        self._assigned: tuple[str, ...] = ()
+        self._task: asyncio.Task[None] | None = None
+        self._kwargs: dict[str, Any] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._pub_exec: concurrent.futures.ThreadPoolExecutor | None = None
+        self._sub_exec: concurrent.futures.ThreadPoolExecutor | None = None
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._admin: Any = None
+        self._topics: TopicManager | None = None
+        self.publisher: Publisher | None = None
+        self.receiver: Receiver | None = None
+
+    # ---- sources ----------------------------------------------------------------------
+    def current_policy(self) -> ResponsibilityList | None:
+        value: ResponsibilityList | None = _current(self._policy_src)
+        return value
+
+    def current_directory(self) -> FederationDirectory:
+        value: FederationDirectory = _current(self._directory_src)
+        return value
+
+    # ---- lifecycle --------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        kafka = self.cfg.kafka
+        if kafka is None:
+            log.info("no [kafka] section in %s: the Kafka exchange is off", self.cfg.path)
+            return self
+        self._kwargs = client_kwargs(kafka)  # a bad security setting fails here, clearly
+        signing = self._signing_key or load_signing_key(self.cfg.signing_key)
+        encryption = self._encryption_key
+        if encryption is None and self.cfg.encryption_key is not None:
+            encryption = load_encryption_key(self.cfg.encryption_key)
+        self._pub_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-pub")
+        self._sub_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-sub")
+        planner = RoutePlanner(self.cfg, self.current_policy, self.current_directory)
+        self.publisher = Publisher(cfg=self.cfg, store=self.store, evidence=self.evidence, signing_key=signing,
+                                   planner=planner)
+        self.receiver = Receiver(node_code=self.me, subscriptions=kafka.subscriptions, store=self.store,
+                                 evidence=self.evidence, validator=self.validator,
+                                 directory=self.current_directory, encryption_key=encryption)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pub_exec, self._prepare_store)
+        self._task = asyncio.create_task(self._supervise(), name="shulian-kafka")
+        return self
+
+    def _prepare_store(self) -> None:
+        ensure_inbox(self.store)
+        assert self.publisher is not None
+        if self.options.publish:
+            self.publisher.sync_publish_flags()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop: loops finish the batch in hand (acknowledged, stored, committed), then clients close."""
+        self._stopping.set()
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                log.warning("the Kafka exchange did not stop within %s s; cancelling it", timeout)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("the Kafka exchange ended with an error", exc_info=task.exception())
+        await self._close_clients()
+        for ex in (self._pub_exec, self._sub_exec):
+            if ex is not None:
+                await asyncio.get_running_loop().run_in_executor(None, ex.shutdown, True)
+        self._pub_exec = self._sub_exec = None
+        if self.cfg.kafka is not None:
+            self._set_status("stopped")
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the exchange is stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    def notify(self) -> None:
+        """Wake the publisher now (e.g. after a write); otherwise it polls the outbox."""
+        self._wake.set()
+
+    # ---- health -----------------------------------------------------------------------
+    def _set_status(self, status: str) -> None:
+        if status != self._status:
+            self._status = status
+            self._since = time.time()
+
+    def _problem(self, area: str, text: str) -> None:
+        if self._problems.get(area) != text:
+            log.warning("Kafka %s: %s", area, text)
+        self._problems[area] = text
+        if self._status not in ("stopped", "disabled"):
+            self._set_status("degraded")
+
+    def _ok(self, area: str) -> None:
+        if self._problems.pop(area, None) is not None:
+            log.info("Kafka %s: recovered", area)
+        if not self._problems and self._connected and self._status not in ("stopped", "disabled"):
+            self._set_status("serving")
+
+    def health(self) -> KafkaHealth:
+        if self._status == "disabled":
+            detail = "no [kafka] section in the configuration"
+        elif self._problems:
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(self._problems.items()))
+        elif self._status == "starting":
+            detail = "connecting to " + ",".join(self.cfg.kafka.bootstrap_servers if self.cfg.kafka else ())
+        else:
+            detail = ""
+        return KafkaHealth(status=self._status, detail=detail, connected=self._connected,
+                           outbox_pending=self._outbox_pending, published=self._published,
+                           received=self._received, stored=self._stored, quarantined=self._quarantined,
+                           assigned=self._assigned, since=self._since)
+
+    # ---- connection -------------------------------------------------------------------
+    async def _connect(self) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        common = dict(self._kwargs, client_id=f"shulian-{self.me}")
+        self._admin = AIOKafkaAdminClient(**common, request_timeout_ms=self.options.request_timeout_ms)
+        await self._admin.start()
+        self._topics = TopicManager(self._admin, self.options.partitions)
+        self._producer = AIOKafkaProducer(**common, acks="all", linger_ms=5, max_batch_size=512 * 1024,
+                                          request_timeout_ms=self.options.request_timeout_ms)
+        await self._producer.start()
+        if self.options.consume and self.cfg.kafka is not None and self.cfg.kafka.subscriptions:
+            self._consumer = AIOKafkaConsumer(
+                **common, group_id=self.options.group_id or f"shulian-{self.me}", enable_auto_commit=False,
+                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+            await self._consumer.start()
+
+    async def _close_clients(self) -> None:
+        for name in ("_consumer", "_producer", "_admin"):
+            client = getattr(self, name)
+            setattr(self, name, None)
+            if client is None:
+                continue
+            try:
+                await asyncio.wait_for(client.stop() if name != "_admin" else client.close(), 10)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are being cancelled
+                log.debug("closing the Kafka %s was cancelled inside aiokafka", name[1:])  # broker gone
+            except Exception:  # noqa: BLE001 - closing a broken client must not hide the real error
+                log.debug("closing the Kafka %s failed", name[1:], exc_info=True)
+        self._connected = False
+        self._assigned = ()
+
+    async def _supervise(self) -> None:
+        from aiokafka.errors import KafkaError
+
+        backoff = Backoff(maximum=self.options.max_backoff)
+        servers = ",".join(self.cfg.kafka.bootstrap_servers if self.cfg.kafka else ())
+        while not self._stopping.is_set():
+            try:
+                await self._connect()
+            except (TimeoutError, KafkaError, OSError) as exc:
+                await self._close_clients()
+                self._problem("broker", f"cannot reach {servers} ({exc}); retrying")
+                await self._pause(backoff.delay())
+                continue
+            except Exception as exc:  # noqa: BLE001 - never let the exchange die: report and retry
+                log.exception("starting the Kafka clients failed")
+                await self._close_clients()
+                self._problem("broker", f"starting the Kafka clients failed ({exc!r}); retrying")
+                await self._pause(backoff.delay())
+                continue
+            self._connected = True
+            self._ok("broker")
+            backoff.reset()
+            log.info("Kafka exchange connected to %s", servers)
+            loops = [asyncio.create_task(self._probe_loop(), name="kafka-probe")]
+            if self.options.publish:
+                loops.append(asyncio.create_task(self._publish_loop(), name="kafka-publish"))
+            if self._consumer is not None:
+                loops.append(asyncio.create_task(self._consume_loop(), name="kafka-consume"))
+            try:  # the loops return by themselves when stopping
+                done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    error = task.exception()
+                    if error is not None:
+                        log.error("Kafka %s stopped: %r; restarting", task.get_name(), error, exc_info=error)
+                        self._problem("exchange", f"{task.get_name()} failed: {error}; restarting")
+            finally:
+                for task in loops:
+                    task.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+                await self._close_clients()
+            await self._pause(backoff.delay())
+        await self._close_clients()
+
+    async def _probe_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._producer.client.fetch_all_metadata(),
+                                       self.options.request_timeout_ms / 1000)
+                if "broker" in self._problems and self._topics is not None:
+                    self._topics.forget()  # back after an outage: check the topics again before use
+                self._ok("broker")
+            except Exception as exc:  # noqa: BLE001 - any failure means the broker is not reachable now
+                self._problem("broker", f"the broker does not answer ({exc!r}); retrying")
+            if self.options.publish:
+                self._outbox_pending = await loop.run_in_executor(self._pub_exec, self.store.outbox_pending_count)
+            await self._pause(self.options.probe_interval)
+
+    # ---- publishing -------------------------------------------------------------------
+    async def _publish_loop(self) -> None:
+        from aiokafka.errors import KafkaError
+
+        assert self.publisher is not None and self._topics is not None
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(maximum=self.options.max_backoff)
+        try:
+            planned = await loop.run_in_executor(self._pub_exec, self.publisher.planned_topics)
+            await self._topics.ensure(planned)
+            self._ok("topics")
+        except Unavailable as exc:
+            self._problem("topics", exc.message)
+        except KafkaError as exc:
+            self._problem("topics", f"cannot create topics: {exc}")
+        publisher, limit = self.publisher, self.options.outbox_batch
+        pending: asyncio.Future[PreparedBatch | None] | None = None
+        while True:
+            if self._stopping.is_set():
+                if pending is not None:
+                    await asyncio.gather(pending, return_exceptions=True)
+                return
+            # the next batch is prepared (read, projected, signed) while Kafka acknowledges this one
+            batch = await (pending or loop.run_in_executor(self._pub_exec, publisher.prepare, limit, 0))
+            pending = None
+            if batch is None:
+                self._outbox_pending = 0
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+                except TimeoutError:
+                    pass
+                continue
+            try:
+                acks = await self._send(batch) if batch.messages else []
+                pending = loop.run_in_executor(self._pub_exec, publisher.prepare, limit, batch.last_id)
+                failures = [r for r in await asyncio.gather(*acks, return_exceptions=True)
+                            if isinstance(r, BaseException)]
+                if failures:
+                    raise failures[0]
+            except (TimeoutError, KafkaError, Unavailable) as exc:
+                if pending is not None:  # start again from the oldest row still in the outbox
+                    await asyncio.gather(pending, return_exceptions=True)
+                    pending = None
+                self._topics.forget()
+                text = exc.message if isinstance(exc, Unavailable) else repr(exc)
+                self._problem("publish", f"publishing {len(batch.messages)} message(s) failed ({text}); "
+                              "they stay in the outbox and are retried")
+                await self._pause(backoff.delay())
+                continue
+            await loop.run_in_executor(self._pub_exec, publisher.finish, batch)
+            self._published += len(batch.messages)
+            backoff.reset()
+            self._ok("publish")
+            self._ok("topics")
+
+    async def _send(self, batch: PreparedBatch) -> list[asyncio.Future[Any]]:
+        """Queue every message of the batch with the producer; returns the acknowledgements to await."""
+        assert self._topics is not None
+        producer = self._producer
+        await self._topics.ensure(batch.topics)
+        by_topic: dict[str, list[Any]] = {}
+        for m in batch.messages:
+            by_topic.setdefault(m.topic, []).append(m)
+        futures = []
+        for topic, msgs in by_topic.items():
+            partitions = sorted(await producer.partitions_for(topic))
+            by_part: dict[int, list[Any]] = {}
+            for m in msgs:
+                by_part.setdefault(partition_for(m.key, partitions), []).append(m)
+            for partition, part_msgs in by_part.items():
+                b = producer.create_batch()
+                for m in part_msgs:
+                    if b.append(key=m.key, value=m.value, timestamp=None, headers=m.headers) is None:
+                        futures.append(await producer.send_batch(b, topic, partition=partition))
+                        b = producer.create_batch()
+                        b.append(key=m.key, value=m.value, timestamp=None, headers=m.headers)
+                futures.append(await producer.send_batch(b, topic, partition=partition))
+        return futures
+
+    # ---- consuming --------------------------------------------------------------------
+    async def _refresh_assignment(self, current: frozenset[Any]) -> tuple[frozenset[Any], bool]:
+        """Assign every partition of the subscribed topics that exist; (assignment, all topics found)."""
+        from aiokafka import TopicPartition
+
+        assert self.receiver is not None
+        consumer = self._consumer
+        cluster = await self._producer.client.fetch_all_metadata()
+        present = cluster.topics()
+        wanted = [t for t in self.receiver.topics if t in present]
+        tps = frozenset(TopicPartition(t, p) for t in wanted for p in (cluster.partitions_for_topic(t) or ()))
+        if tps != current:
+            consumer.assign(sorted(tps))
+            self._assigned = tuple(sorted(f"{tp.topic}/{tp.partition}" for tp in tps))
+            log.info("Kafka consumer reads %d partition(s) of %d topic(s)", len(tps), len(wanted))
+        return tps, len(wanted) == len(self.receiver.topics)
+
+    async def _consume_loop(self) -> None:
+        from aiokafka.errors import KafkaError
+        from aiokafka.structs import OffsetAndMetadata
+
+        assert self.receiver is not None and self._topics is not None
+        loop = asyncio.get_running_loop()
+        consumer = self._consumer
+        try:  # made at start where allowed, so a refusal shows before the first bad message
+            await self._topics.ensure([dead_letter_topic(self.me)])
+        except Unavailable as exc:
+            self._problem("dead-letter", exc.message)
+        except KafkaError as exc:
+            self._problem("dead-letter", f"cannot create {dead_letter_topic(self.me)}: {exc!r}")
+        assigned: frozenset[Any] = frozenset()
+        next_refresh = 0.0
+        uncommitted: dict[Any, int] = {}
+        backoff = Backoff(maximum=self.options.max_backoff)
+        while not self._stopping.is_set():
+            if loop.time() >= next_refresh:
+                try:
+                    assigned, complete = await self._refresh_assignment(assigned)
+                    self._ok("subscriptions")
+                except KafkaError as exc:
+                    self._problem("subscriptions", f"cannot read topic metadata ({exc!r})")
+                    complete = False
+                interval = self.options.metadata_interval
+                next_refresh = loop.time() + (interval if not complete else interval * 10)
+            if not assigned:
+                await self._pause(self.options.metadata_interval)
+                continue
+            data = await consumer.getmany(timeout_ms=500, max_records=self.options.max_records)
+            msgs = [Incoming(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers))
+                    for tp, batch in data.items() for m in batch]
+            if msgs:
+                result = await loop.run_in_executor(self._sub_exec, self.receiver.apply, msgs)
+                self._received += result.received
+                self._stored += result.stored
+                self._quarantined += len(result.rejected)
+                if result.rejected and not await self._dead_letter(result.rejected):
+                    return  # stopping before Kafka had them: leave the offsets uncommitted
+                for tp, batch in data.items():
+                    if batch:
+                        uncommitted[tp] = batch[-1].offset + 1
+            for tp in [tp for tp in uncommitted if tp not in assigned]:
+                del uncommitted[tp]  # no longer read (its topic is gone): nothing to commit there
+            if uncommitted:
+                try:
+                    await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in uncommitted.items()})
+                    uncommitted.clear()
+                    self._ok("consume")
+                    backoff.reset()
+                except KafkaError as exc:
+                    self._problem("consume", f"committing offsets failed ({exc!r}); records are stored, the "
+                                  "offsets are committed again")
+                    await self._pause(backoff.delay())
+
+    async def _dead_letter(self, rejected: list[Rejected]) -> bool:
+        """Send refused messages to the dead-letter topic; retried until Kafka has them (False: stopping)."""
+        from aiokafka.errors import KafkaError
+
+        assert self._topics is not None
+        topic = dead_letter_topic(self.me)
+        when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        backoff = Backoff(maximum=self.options.max_backoff)
+        while not self._stopping.is_set():
+            try:
+                await self._topics.ensure([topic])
+                futures = [await self._producer.send(topic, value=r.msg.value if r.msg.value is not None or
+                                                     r.msg.key is not None else b"",
+                                                     key=r.msg.key, headers=r.dead_letter_headers(self.me, when))
+                           for r in rejected]
+                failures = [r for r in await asyncio.gather(*futures, return_exceptions=True)
+                            if isinstance(r, BaseException)]
+                if failures:
+                    raise failures[0]
+                self._ok("dead-letter")
+                return True
+            except (TimeoutError, KafkaError, Unavailable) as exc:
+                self._topics.forget()
+                text = exc.message if isinstance(exc, Unavailable) else repr(exc)
+                self._problem("dead-letter", f"cannot write {topic} ({text}); the messages are quarantined, "
+                              "sending is retried")
+                await self._pause(backoff.delay())
+        return False
+
+    # ---- helpers for operators and tests ----------------------------------------------
+    async def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until the outbox is empty (True) or ``timeout`` seconds pass (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            pending = await asyncio.to_thread(self.store.outbox_pending_count)
+            if pending == 0:
+                return True
+            self.notify()
+            await asyncio.sleep(0.05)
+        return False

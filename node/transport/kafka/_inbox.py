@@ -1,0 +1,84 @@
+"""The provider's version of every record received over Kafka (idempotent storage).
+
+The store numbers versions locally; a consumer must also know which version of
+the provider's record it holds, so that a redelivered or stale message is not
+stored again. This table, in the node's store and written in the same
+transaction as the records, keeps (local dataset, record id) -> the provider's
+version and where it came from.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from node.store import Store
+
+__all__ = ["INBOX_DDL", "ensure_inbox", "known_versions", "remember_versions", "ReceivedVersion",
+           "received_version"]
+
+INBOX_DDL = """
+CREATE TABLE IF NOT EXISTS kafka_inbox (
+    dataset      TEXT NOT NULL,      -- the local dataset the record was stored in
+    id           TEXT NOT NULL,
+    version      INTEGER NOT NULL,   -- the provider's version
+    provider     TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    partition    INTEGER NOT NULL,
+    kafka_offset INTEGER NOT NULL,
+    received_us  INTEGER NOT NULL,
+    PRIMARY KEY (dataset, id)
+) WITHOUT ROWID
+"""
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedVersion:
+    dataset: str
+    id: str
+    version: int
+    provider: str
+    topic: str
+    partition: int
+    offset: int
+    received_us: int
+
+
+def ensure_inbox(store: Store) -> None:
+    with store.transaction() as conn:
+        conn.execute(INBOX_DDL)
+
+
+def known_versions(conn: sqlite3.Connection, dataset: str, ids: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    unique = list(dict.fromkeys(ids))
+    for i in range(0, len(unique), _CHUNK):
+        chunk = unique[i:i + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for rid, version in conn.execute(
+                f"SELECT id, version FROM kafka_inbox WHERE dataset = ? AND id IN ({marks})", (dataset, *chunk)):
+            out[rid] = version
+    return out
+
+
+def remember_versions(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, int, str, str, int, int, int]]) -> None:
+    """Rows of (dataset, id, version, provider, topic, partition, offset, received_us)."""
+    conn.executemany(
+        "INSERT INTO kafka_inbox (dataset, id, version, provider, topic, partition, kafka_offset, received_us) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset, id) DO UPDATE SET version = excluded.version, "
+        "provider = excluded.provider, topic = excluded.topic, partition = excluded.partition, "
+        "kafka_offset = excluded.kafka_offset, received_us = excluded.received_us "
+        "WHERE excluded.version > kafka_inbox.version", list(rows))
+
+
+def received_version(store: Store, dataset: str, record_id: str) -> ReceivedVersion | None:
+    """The provider's version of a record received over Kafka (None if none was received)."""
+    with store.reader() as conn:
+        try:
+            row = conn.execute("SELECT dataset, id, version, provider, topic, partition, kafka_offset, received_us "
+                               "FROM kafka_inbox WHERE dataset = ? AND id = ?", (dataset, record_id)).fetchone()
+        except sqlite3.OperationalError:  # the table is made when the exchange first starts
+            return None
+    return None if row is None else ReceivedVersion(*row)
