@@ -18,6 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/shulian standard build --check
 	$(BIN)/ruff check .
+	$(BIN)/mypy --strict node adapters conformance
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -31,7 +32,7 @@ standard: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy node adapters conformance
+	$(BIN)/mypy --strict node adapters conformance
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

@@ -224,17 +224,17 @@ def compile_type(std: Standard, rt: RecordType) -> CompiledType:
     for rule in rt.rules:
         if rule.path is not None or rule.kind == "Closed":
             continue
-        r = g.const(rule, "R")
+        rc = g.const(rule, "R")
         if rule.kind == "NodeKind":
             if rule.param not in ("IRI", "BlankNodeOrIRI", "IRIOrLiteral"):
-                g.emit(1, f"out.append({r})")
+                g.emit(1, f"out.append({rc})")
         elif rule.kind == "Pattern":
             g.emit(1, f"if {g.const(re.compile(rule.param), 'P')}.search(iri) is None:")
-            g.emit(2, f"out.append({r})")
+            g.emit(2, f"out.append({rc})")
         else:
             vr = g.const(_value_rule_ok, "VR")
-            g.emit(1, f"if not {vr}({rule.kind!r}, {r}.param, {g.const(URIRef, 'U')}(iri)):")
-            g.emit(2, f"out.append({r})")
+            g.emit(1, f"if not {vr}({rule.kind!r}, {rc}.param, {g.const(URIRef, 'U')}(iri)):")
+            g.emit(2, f"out.append({rc})")
     # phase 1: every value is a string or null, else the general path
     local = {key: f"v{i}" for i, key in enumerate(rt.keys)}
     for key, var in local.items():

@@ -131,7 +131,7 @@ def _min_inclusive_ok(term: Any, m_val: Literal) -> bool:
     if v_is_string != min_is_string:
         return False
     try:
-        return bool(compare_literal(term, m_val) >= 0)
+        return bool(compare_literal(term, m_val) >= 0)  # type: ignore[no-untyped-call]
     except (TypeError, NotImplementedError, ArithmeticError):  # "NaN"^^xsd:decimal is not comparable
         return False
 

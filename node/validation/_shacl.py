@@ -89,7 +89,8 @@ class ShaclEngine:
         rdflib.NORMALIZE_LITERALS = False
         try:
             _conforms, results_graph, _text = self._pyshacl.validate(
-                store, shacl_graph=self.shapes, inference="none", abort_on_first=False, allow_warnings=False
+                store,  # type: ignore[arg-type]  # pySHACL takes an oxigraph Store; its hints omit it
+                shacl_graph=self.shapes, inference="none", abort_on_first=False, allow_warnings=False
             )
         finally:
             rdflib.NORMALIZE_LITERALS = saved
