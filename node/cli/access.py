@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.catalog import config_option, local_time, node_config, open_store, operator_name, print_table
+from node.cli._common import config_option, local_time, node_config, open_store, operator_name, print_table
 from node.cli.init import cli_errors
 from node.errors import InputError, NotFound, Unavailable
 

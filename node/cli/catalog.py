@@ -1,99 +1,17 @@
-"""``shulian catalog``: the node's catalog (DCAT 3 + 政务信息资源目录), exported or shown.
-
-Also the helpers the node-operation commands (``catalog``, ``datasets``, ``access``) share:
-the ``--config`` option, loading the node's configuration and opening its store.
-"""
+"""``shulian catalog``: the node's catalog (DCAT 3 + 政务信息资源目录), exported or shown."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from node.cli._common import standard_option
+from node.cli._common import config_option, local_time, node_config, open_store, print_table, standard_option
 from node.cli.init import cli_errors
 from node.errors import EXIT_FINDINGS, InputError
 
-if TYPE_CHECKING:
-    from node.config import NodeConfig
-    from node.store import Store
-
-__all__ = ["catalog", "config_option", "node_config", "open_store", "operator_name", "local_time", "print_table"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def config_option(fn: F) -> F:
-    return click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="The node's node.toml (default: $SHULIAN_CONFIG).")(fn)
-
-
-def node_config(config_path: Path | None) -> NodeConfig:
-    """The node's configuration (files it names need not exist for these commands)."""
-    from node.config import config_path_from_env, load_config
-
-    path = config_path or config_path_from_env()
-    if path is None:
-        raise InputError("give --config node.toml, or set SHULIAN_CONFIG")
-    return load_config(path, check_files=False)
-
-
-def open_store(cfg: NodeConfig, *, create: bool) -> Store | None:
-    """The node's store; None when it does not exist yet and ``create`` is False.
-
-    Safe while the daemon runs: SQLite in WAL mode, writers wait for the lock (busy timeout).
-    """
-    from node.store import Store
-
-    if not create and not cfg.store.exists():
-        return None
-    return Store(cfg.store, durability=cfg.durability)
-
-
-def operator_name(given: str | None = None) -> str:
-    """``operator:<name>``: who runs this command (the evidence log's actor for operator actions)."""
-    if given:
-        return given if given.startswith("operator:") else f"operator:{given}"
-    try:
-        import pwd
-
-        name = pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
-        name = "unknown"
-    return f"operator:{name}"
-
-
-def local_time(value: str | dt.datetime | None) -> str:
-    """A time as China Standard Time for tables: ``2025-10-15 14:03``; "—" for None."""
-    from node.catalog import CHINA_TZ
-
-    if value is None:
-        return "—"
-    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
-
-
-def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for header in headers:
-        table.add_column(header)
-    for row in rows:
-        table.add_row(*row)
-    console = Console()
-    if not console.is_terminal:  # piped: keep cells whole instead of wrapping at 80 columns
-        console = Console(width=max(console.width, 200))
-    console.print(table)
-
+__all__ = ["catalog"]
 
 _base_url_option = click.option(
     "--base-url", default=None,

@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from node.cli._common import standard_option
-from node.cli.catalog import config_option, local_time, node_config, open_store, operator_name, print_table
+from node.cli._common import (
+    config_option,
+    local_time,
+    node_config,
+    open_store,
+    operator_name,
+    print_table,
+    standard_option,
+)
 from node.cli.init import cli_errors
 from node.errors import EXIT_FINDINGS
 

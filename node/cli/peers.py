@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.catalog import config_option, node_config
+from node.cli._common import config_option, node_config
 from node.cli.init import cli_errors
 from node.cli.status import Names, load_directory_or_none
 from node.errors import EXIT_FINDINGS, EXIT_UNAVAILABLE, ShulianError, Unavailable
