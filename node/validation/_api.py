@@ -111,13 +111,22 @@ class Validator:
         return self._shacl_many(list(records), record_type)
 
     def _fast_one(self, record: Any, record_type: str | None) -> RecordReport:
-        try:
-            t = record_type_of(record, record_type, self.std)
-        except ShulianError as exc:
-            return RecordReport(_record_id(record), record_type, False, (), exc.message)
-        failed = self._compiled[t](record)
+        check = self._compiled.get(record_type) if record_type is not None else None
+        if check is not None and record.__class__ is dict and record.get("type", record.get("@type")) in (
+            None,
+            record_type,
+        ):
+            t: str = record_type  # type: ignore[assignment]  # the common case, resolved without exceptions
+        else:
+            try:
+                t = record_type_of(record, record_type, self.std)
+            except ShulianError as exc:
+                return RecordReport(_record_id(record), record_type, False, (), exc.message)
+            check = self._compiled[t]
+        failed = check(record)
         if not failed:
-            return RecordReport(_record_id(record), t, True)
+            rid = record.get("id")
+            return RecordReport(rid if rid.__class__ is str else None, t, True)
         vs = _violations(failed)
         valid = not any(v.severity == "Violation" for v in vs)
         return RecordReport(_record_id(record), t, valid, vs)
