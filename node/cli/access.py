@@ -23,75 +23,11 @@ from node.errors import InputError, NotFound, Unavailable
 if TYPE_CHECKING:
     from node.config import NodeConfig
     from node.policy import ResponsibilityList
-    from node.policy.access import AccessRequest, RequestStatus
-    from node.store import AccessRequest as StoredRequest
     from node.store import Store
 
-__all__ = ["access", "StoreAccessRequests", "request_rows"]
+__all__ = ["access", "request_rows"]
 
 _STATUS_ZH = {"pending": "待答复", "approved": "已同意", "denied": "已拒绝"}
-
-
-class StoreAccessRequests:
-    """:class:`node.policy.access.AccessRequestRepository` over the node's store.
-
-    The store says ``denied`` where the policy model says ``refused``; a request filed without
-    a deadline gets the policy's (10 working days after filing). The store requires a scenario
-    (应用场景) with every request. The grant id of an approval is not stored with the request
-    (the grant carries the request id, and the evidence both). The requested end date
-    (``until``) is in the store's record only: the policy model has no field for it.
-    """
-
-    def __init__(self, store: Store, *, decided_by: str = "") -> None:
-        self.store = store
-        self.decided_by = decided_by
-
-    @staticmethod
-    def _status(value: str) -> RequestStatus:
-        from node.policy.access import RequestStatus
-
-        return RequestStatus.REFUSED if value == "denied" else RequestStatus(value)
-
-    def to_policy(self, r: StoredRequest) -> AccessRequest:
-        from node.policy.access import AccessRequest, deadline
-
-        return AccessRequest(
-            request_id=r.id, dataset_id=r.dataset, consumer_code=r.consumer, items=r.items, purpose=r.purpose,
-            filed_at=r.filed_at, deadline=r.deadline or deadline(r.filed_at), scenario=r.scenario or None,
-            status=self._status(r.status), decided_at=r.decided_at, reason=r.reason or None)
-
-    def file(self, request: AccessRequest) -> AccessRequest:
-        stored = self.store.file_access_request(
-            consumer=request.consumer_code, dataset=request.dataset_id, purpose=request.purpose,
-            scenario=request.scenario or "", items=request.items, deadline=request.deadline,
-            request_id=request.request_id, filed_at=request.filed_at)
-        return self.to_policy(stored)
-
-    def list(self, *, status: RequestStatus | None = None, dataset_id: str | None = None,
-             consumer_code: str | None = None) -> list[AccessRequest]:
-        from node.policy.access import RequestStatus
-
-        stored = None if status is None else ("denied" if status is RequestStatus.REFUSED else status.value)
-        return [self.to_policy(r) for r in self.store.list_access_requests(
-            status=stored, dataset=dataset_id, consumer=consumer_code)]
-
-    def get(self, request_id: str) -> AccessRequest:
-        return self.to_policy(self.store.get_access_request(request_id))
-
-    def decide(self, request_id: str, *, status: RequestStatus, decided_at: dt.datetime,
-               reason: str | None = None, grant_id: str | None = None) -> AccessRequest:
-        from node.errors import AlreadyExists
-        from node.policy.access import RequestStatus
-
-        if status is RequestStatus.PENDING:
-            raise InputError("a decision is approved or refused, not pending")
-        try:
-            decided = self.store.decide_access_request(
-                request_id, approve=status is RequestStatus.APPROVED, reason=reason or "",
-                decided_by=self.decided_by, decided_at=decided_at)
-        except AlreadyExists as exc:
-            raise InputError(exc.message) from exc
-        return self.to_policy(decided)
 
 
 def _now() -> dt.datetime:
@@ -103,6 +39,7 @@ def request_rows(store: Store, *, status: str | None = None, now: dt.datetime | 
     """Requests as JSON-ready rows: pending first (earliest deadline first), then the answered ones
     (latest answer first); ``overdue`` marks pending requests past their deadline."""
     from node.policy.access import is_overdue
+    from node.service import StoreAccessRequests
 
     repo = StoreAccessRequests(store)
     moment = now or _now()
@@ -280,6 +217,7 @@ def approve(request_id: str, config_path: Path | None, until: str | None, items:
     from node.pki import load_signing_key
     from node.policy import dump_list, parse_mask_assignments, parse_until, validate_list
     from node.policy.access import RequestStatus, grant_from_request
+    from node.service import StoreAccessRequests
 
     cfg = node_config(config_path)
     list_path = _list_path(cfg)
@@ -351,6 +289,7 @@ def deny(request_id: str, config_path: Path | None, reason: str, operator: str |
     from node.evidence import ACCESS_REFUSED, EvidenceLog
     from node.pki import load_signing_key
     from node.policy.access import refuse
+    from node.service import StoreAccessRequests
 
     if not reason.strip():
         raise InputError("--reason: a refusal must give its reasons (拒绝须说明理由)")

@@ -2,10 +2,10 @@
 
 :class:`StoreAccessRequests` implements :class:`node.policy.access.AccessRequestRepository`
 over :class:`node.store.Store`, so ``node.policy.access.approve/refuse`` (and the
-``shulian access`` commands) work on the same requests the daemon files. The store
-calls a refusal ``denied``; the policy layer ``refused``: they are mapped here. The
-grant an approval issued is remembered in the store's state (namespace
-``access.grant``), since the request table has no column for it.
+``shulian access`` commands, which use this class too) work on the same requests the
+daemon files. The store calls a refusal ``denied``; the policy layer ``refused``: they
+are mapped here. The grant an approval issued is remembered in the store's state
+(namespace ``access.grant``), since the request table has no column for it.
 
 :func:`file_request` is what the RequestAccess RPC does: check the request against
 the responsibility list (:func:`node.policy.access.request_access`: dataset known,
@@ -24,6 +24,7 @@ from node.policy.access import (
     AccessRequest,
     InMemoryAccessRequests,
     RequestStatus,
+    deadline,
     request_access,
 )
 from node.service._core import NodeCore
@@ -38,16 +39,27 @@ _FROM_STORE = {v: k for k, v in _TO_STORE.items()}
 
 
 class StoreAccessRequests:
-    """:class:`~node.policy.access.AccessRequestRepository` backed by the node's store."""
+    """:class:`~node.policy.access.AccessRequestRepository` backed by the node's store.
 
-    def __init__(self, store: Store) -> None:
+    Serves the daemon (:func:`file_request`, the gRPC service) and the operator commands
+    (``shulian access``). The store says ``denied`` where the policy model says ``refused``; a
+    request stored without a deadline gets the policy's (10 working days after filing). The store
+    requires a scenario (应用场景) with every request. The grant id of an approval is kept in the
+    store's state (namespace ``access.grant``). The requested end date (``until``) is in the
+    store's record only (:meth:`stored`): the policy model has no field for it. ``decided_by``
+    (e.g. ``operator:alice``) is recorded with every decision made through this repository.
+    """
+
+    def __init__(self, store: Store, *, decided_by: str = "") -> None:
         self.store = store
+        self.decided_by = decided_by
 
-    def _convert(self, r: StoredRequest) -> AccessRequest:
+    def to_policy(self, r: StoredRequest) -> AccessRequest:
+        """The policy layer's view of a stored request."""
         grant = self.store.get_state(_GRANT_NS, r.id)
         return AccessRequest(
             request_id=r.id, dataset_id=r.dataset, consumer_code=r.consumer, items=r.items, purpose=r.purpose,
-            filed_at=r.filed_at, deadline=r.deadline or r.filed_at.date(), scenario=r.scenario or None,
+            filed_at=r.filed_at, deadline=r.deadline or deadline(r.filed_at), scenario=r.scenario or None,
             status=_FROM_STORE[r.status], decided_at=r.decided_at, reason=r.reason or None,
             grant_id=grant if isinstance(grant, str) else None)
 
@@ -56,16 +68,16 @@ class StoreAccessRequests:
             consumer=request.consumer_code, dataset=request.dataset_id, purpose=request.purpose,
             scenario=request.scenario or "", items=request.items, until=until, deadline=request.deadline,
             request_id=request.request_id, filed_at=request.filed_at)
-        return self._convert(stored)
+        return self.to_policy(stored)
 
     def list(self, *, status: RequestStatus | None = None, dataset_id: str | None = None,
              consumer_code: str | None = None) -> list[AccessRequest]:
-        rows = self.store.list_access_requests(status=_TO_STORE[status] if status else None,
+        rows = self.store.list_access_requests(status=None if status is None else _TO_STORE[status],
                                                dataset=dataset_id, consumer=consumer_code)
-        return [self._convert(r) for r in rows]
+        return [self.to_policy(r) for r in rows]
 
     def get(self, request_id: str) -> AccessRequest:
-        return self._convert(self.store.get_access_request(request_id))
+        return self.to_policy(self.store.get_access_request(request_id))
 
     def decide(self, request_id: str, *, status: RequestStatus, decided_at: dt.datetime, reason: str | None = None,
                grant_id: str | None = None) -> AccessRequest:
@@ -74,7 +86,8 @@ class StoreAccessRequests:
         with self.store.transaction():
             try:
                 self.store.decide_access_request(request_id, approve=status is RequestStatus.APPROVED,
-                                                 reason=reason or "", decided_at=decided_at)
+                                                 reason=reason or "", decided_by=self.decided_by,
+                                                 decided_at=decided_at)
             except AlreadyExists as exc:
                 raise InputError(exc.message) from exc
             if grant_id:
@@ -82,7 +95,7 @@ class StoreAccessRequests:
         return self.get(request_id)
 
     def stored(self, request_id: str) -> StoredRequest:
-        """The request as the store keeps it (with ``until``)."""
+        """The request as the store keeps it (with ``until`` and ``decided_by``)."""
         return self.store.get_access_request(request_id)
 
 

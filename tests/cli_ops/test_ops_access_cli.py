@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from node.cli.access import StoreAccessRequests
 from node.config import NodeConfig, load_config
 from node.evidence import EvidenceLog
 from node.pki import load_signing_key
 from node.policy import decide, load_validated
 from node.policy.access import AccessRequestRepository, RequestStatus, deadline, request_access
+from node.service import StoreAccessRequests
 from node.store import Store
 
 from .conftest import CONSUMER, OTHER, PROVIDER, run
