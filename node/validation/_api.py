@@ -102,12 +102,15 @@ class Validator:
         return list(self.std.types)
 
     def validate(self, record: Any, record_type: str | None = None) -> RecordReport:
-        return self.validate_many([record], record_type)[0]
+        if self.engine == "fast":
+            return self._fast_one(record, record_type)
+        return self._shacl_many([record], record_type)[0]
 
     def validate_many(self, records: Iterable[Any], record_type: str | None = None) -> list[RecordReport]:
         """One report per record; a record that cannot be validated gets a report with ``error``."""
         if self.engine == "fast":
-            return [self._fast_one(r, record_type) for r in records]
+            one = self._fast_one
+            return [one(r, record_type) for r in records]
         return self._shacl_many(list(records), record_type)
 
     def _fast_one(self, record: Any, record_type: str | None) -> RecordReport:

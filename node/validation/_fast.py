@@ -24,7 +24,7 @@ from rdflib import Literal, URIRef
 from node.errors import StandardError
 from node.standard.model import RECORD_BASE, XSD, RecordType, Rule, Standard, ValueShape
 from node.validation._generic import GenericEvaluator, _min_inclusive_ok, _value_rule_ok, datatype_ok
-from node.validation._native import NATIVE_SPARQL, Term
+from node.validation._native import NATIVE_SPARQL, NATIVE_SPARQL_STR, Term
 
 __all__ = ["compile_type", "CompiledType"]
 
@@ -185,8 +185,10 @@ def _rule_cond(g: _Gen, rule: Rule, coerced: str | None) -> str:
     """Expression True when ``rule`` holds for a key with exactly one str value ``v``."""
     k = rule.kind
     if rule.sparql:
+        if k in NATIVE_SPARQL_STR:  # every value is a string or null on this path
+            return f"not {g.const(NATIVE_SPARQL_STR[k], 'NS')}(v, rec)"
         fn = g.const(NATIVE_SPARQL[k], "N")
-        return f"not {fn}((True, v), node)"
+        return f"not {fn}((True, v), _StrNode(rec))"
     if k == "MinCount":
         return "True" if rule.param <= 1 else "False"
     if k == "MaxCount":
@@ -208,14 +210,11 @@ def compile_type(std: Standard, rt: RecordType) -> CompiledType:
     g.env.update(GEN=generic.evaluate, BASE=RECORD_BASE, SAFE_ID=_SAFE_ID, quote=quote, _StrNode=_StrNode)
     allowed = frozenset(rt.keys) | {"id", "type", "@type"}
     g.env["ALLOWED"] = allowed
-    needs_node = any(r.sparql for r in rt.rules)
 
     g.emit(0, "def check(rec):")
     g.emit(1, "if not (rec.keys() <= ALLOWED):")
     g.emit(2, "return GEN(rec)")
     g.emit(1, "out = []")
-    if needs_node:
-        g.emit(1, "node = _StrNode(rec)")
     # the record node itself (rules with no path): the id
     g.emit(1, "v = rec.get('id')")
     g.emit(1, "if v.__class__ is not str:")

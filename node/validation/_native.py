@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 __all__ = [
     "NATIVE_SPARQL",
@@ -136,4 +137,50 @@ NATIVE_SPARQL: dict[str, Callable[[Term, Mapping[str, Sequence[Term]]], bool]] =
     "BirthDateMatchesId": _birth_date,
     "SexMatchesId": _sex_parity,
     "ValidFromBeforeUntil": _valid_from_before_until,
+}
+
+
+# --- the same constraints on the fast engine's all-strings path: the value and the record
+# (every value of the record is a string or null there), no term tuples, no mapping object.
+
+
+def _gb11643_str(v: str, rec: Mapping[str, Any]) -> bool:
+    return ID_RE.match(v) is not None and gb11643_check_char(v) != v[17]
+
+
+def _gb32100_str(v: str, rec: Mapping[str, Any]) -> bool:
+    return CC_RE.match(v) is not None and gb32100_check_char(v) != v[17]
+
+
+def _holder_str(v: str, rec: Mapping[str, Any]) -> bool:
+    return _holder((True, v), {})
+
+
+def _birth_date_str(v: str, rec: Mapping[str, Any]) -> bool:
+    i = rec.get("identityNumber")
+    return isinstance(i, str) and ID_RE.match(i) is not None and i[6:14] != v.replace("-", "")
+
+
+def _sex_parity_str(v: str, rec: Mapping[str, Any]) -> bool:
+    if v != "1" and v != "2":
+        return False
+    i = rec.get("identityNumber")
+    if not isinstance(i, str) or ID_RE.match(i) is None:
+        return False
+    odd = int(i[16]) % 2
+    return (v == "1" and odd == 0) or (v == "2" and odd == 1)
+
+
+def _valid_from_before_until_str(v: str, rec: Mapping[str, Any]) -> bool:
+    u = rec.get("validUntil")
+    return isinstance(u, str) and DATE_RE.match(v) is not None and DATE_RE.match(u) is not None and v >= u
+
+
+NATIVE_SPARQL_STR: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {
+    "GB11643Check": _gb11643_str,
+    "GB32100Check": _gb32100_str,
+    "HolderCheck": _holder_str,
+    "BirthDateMatchesId": _birth_date_str,
+    "SexMatchesId": _sex_parity_str,
+    "ValidFromBeforeUntil": _valid_from_before_until_str,
 }
