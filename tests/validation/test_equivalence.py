@@ -128,7 +128,7 @@ def _agree(std: Path, record_type: str, recs: list[dict[str, Any]]) -> None:
         assert (a.valid, a.keys) == (b.valid, b.keys), rec
 
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                     HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 
 
