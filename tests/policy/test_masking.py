@@ -122,7 +122,9 @@ def test_keep_never_reveals_a_whole_value(value, first, last):
         return
     out = MaskRule.keep(first, last).compile()(value)
     assert len(out) == len(value)
-    if value and set(value) != {"*"}:
+    # what the rule hides: the middle, or everything when the value is too short to keep both ends
+    hidden = value[first : len(value) - last] if len(value) > first + last else value
+    if hidden and set(hidden) != {"*"}:  # hiding "*" behind "*" cannot change the text
         assert out != value
     if len(value) > first + last:
         assert out[:first] == value[:first] and out[len(out) - last :] == value[len(value) - last :]
