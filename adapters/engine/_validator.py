@@ -1,4 +1,4 @@
-"""The standard's fast validator, as the mapping engine uses it (node.validation, TEAM-NOTES API)."""
+"""The standard's fast validator, as the mapping engine uses it (node.validation, docs/dev/NOTES.md API)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from adapters.readers import ReaderOptions
 
 __all__ = ["RECORD_TYPES", "NormaliserRef", "FieldSpec", "IdSpec", "Mapping"]
 
-# The standard's record types (docs/dev/TEAM-NOTES.md, "record JSON form").
+# The standard's record types (docs/dev/NOTES.md, "record JSON form").
 RECORD_TYPES = ("Person", "LegalEntity", "SocialInsuranceEnrollment", "ElectronicLicense")
 
 

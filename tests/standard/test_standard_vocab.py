@@ -20,7 +20,7 @@ SH = Namespace("http://www.w3.org/ns/shacl#")
 SCHEMA = Namespace("http://schema.org/")
 CODE = "https://w3id.org/shulian/code/"
 
-# the record JSON keys of TEAM-NOTES and the range each takes
+# the record JSON keys of docs/dev/NOTES.md and the range each takes
 RECORD_KEYS = {
     "identityNumber": XSD.string, "name": XSD.string, "sex": XSD.string, "ethnicity": XSD.string,
     "birthDate": XSD.date, "householdDivision": XSD.string,
