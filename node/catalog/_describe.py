@@ -86,6 +86,8 @@ def describe_dataset(cfg: NodeConfig, store: Store | None, dataset_id: str, *, b
     """
     from node.standard.codelists import load_vocabulary
 
+    if standard_dir is None:
+        standard_dir = cfg.standard
     ds = find_dataset(cfg, dataset_id)
     meta = ds.catalog
     stats = dataset_stats(store, ds.id)

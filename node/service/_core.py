@@ -17,6 +17,7 @@ from typing import Any, Self
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from node.catalog.registry import register_dataset
 from node.config import NodeConfig
 from node.errors import InputError, NotFound, PolicyDenied
 from node.evidence import ACCESS_REFUSED, PUSH_ACCEPTED, PUSH_REJECTED, EvidenceLog
@@ -120,10 +121,7 @@ class NodeCore:
         store = Store(cfg.store, durability=cfg.durability)
         try:
             for ds in cfg.datasets:
-                store.ensure_dataset(ds.id, ds.record_type, publish=ds.kafka_publish,
-                                     metadata={"title_zh": ds.catalog.title_zh, "title_en": ds.catalog.title_en,
-                                               "sharing_type": ds.catalog.sharing_type,
-                                               "resource_code": ds.catalog.resource_code})
+                register_dataset(store, ds)  # the same registration `shulian datasets add` writes
             core = cls(cfg, store, signing_key=load_signing_key(cfg.signing_key), validator=validator,
                        clock=clock)
             core.directory.load()

@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from node._generated.shulian.v1 import access_pb2, common_pb2
-from node.errors import InputError, ShulianError
+from node.errors import InputError
 from node.service import MAX_BATCH, OutBatch, ReadSession, sign_batch
 from node.store import RECORD_ID_RE
 from node.store import AccessRequest as StoredRequest
 from node.transport.grpc._errors import BadMessage
 
 __all__ = ["safe_parser", "ChangeNotifier", "access_info", "batch_message", "check_ids", "check_text",
-           "check_batch_size", "empty_batch", "catalog_function", "MAX_IDS"]
+           "check_batch_size", "empty_batch", "MAX_IDS"]
 
 T = TypeVar("T")
 
@@ -103,20 +103,3 @@ def empty_batch(session: ReadSession, provider: str) -> common_pb2.RecordBatch:
     return common_pb2.RecordBatch(dataset=session.dataset, provider=provider, key_id=session.core.key_id,
                                   signature=sign_batch(session.core.signing_key, session.dataset, []))
 
-
-def catalog_function(name: str) -> Callable[..., Any]:
-    """``node.catalog.<name>`` (the catalog builder is a separate package; imported when first used)."""
-    try:
-        import node.catalog as catalog
-    except ImportError as exc:  # pragma: no cover - the package exists (profile.py)
-        raise _unimplemented(name) from exc
-    fn = getattr(catalog, name, None)
-    if fn is None:
-        raise _unimplemented(name)
-    return fn  # type: ignore[no-any-return]
-
-
-def _unimplemented(name: str) -> ShulianError:
-    err = ShulianError(f"this node has no catalog builder (node.catalog.{name} is missing)", reason="NO_CATALOG")
-    err.grpc_status = "UNIMPLEMENTED"
-    return err

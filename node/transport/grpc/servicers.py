@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import grpc
 
 from node._generated.shulian.v1 import access_pb2, catalog_pb2, common_pb2, node_pb2, records_pb2
+from node.catalog import build_catalog, describe_dataset, serialize_catalog
 from node.errors import InputError, ShulianError, Unauthenticated
 from node.pki import cert_from_auth_context
 from node.service import (
@@ -49,7 +50,6 @@ from node.transport.grpc._helpers import (
     ChangeNotifier,
     access_info,
     batch_message,
-    catalog_function,
     check_batch_size,
     check_ids,
     check_text,
@@ -438,15 +438,8 @@ class NodeServicers:
         cached = self._catalog_cache.get(fmt)
         if cached is not None and time.monotonic() - cached[0] < _CATALOG_TTL:
             return cached[1]
-        graph = catalog_function("build_catalog")(self.core.cfg, self.core.store)
-        name = "json-ld" if fmt == catalog_pb2.JSON_LD else "turtle"
-        try:
-            serialize = catalog_function("serialize_catalog")
-        except ShulianError:
-            text = graph.serialize(format=name)
-        else:
-            text = serialize(graph, name)
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        graph = build_catalog(self.core.cfg, self.core.store)
+        data = serialize_catalog(graph, "json-ld" if fmt == catalog_pb2.JSON_LD else "turtle").encode("utf-8")
         self._catalog_cache[fmt] = (time.monotonic(), data)
         return data
 
@@ -460,26 +453,13 @@ class NodeServicers:
         return catalog_pb2.GetCatalogResponse(content_type=content_type, content=content)
 
     def _describe_sync(self, dataset: str) -> catalog_pb2.DescribeDatasetResponse:
-        info: dict[str, Any] = dict(catalog_function("describe_dataset")(self.core.cfg, self.core.store, dataset))
-        record_type = str(info.get("record_type") or self.core.record_type(dataset))
-        schema = info.pop("json_schema", None)
-        if schema is None:
-            from node.standard._paths import schemas_dir
-
-            schema_bytes = (schemas_dir() / "jsonschema" / f"{record_type}.schema.json").read_bytes()
-        elif isinstance(schema, str | bytes):
-            schema_bytes = schema.encode("utf-8") if isinstance(schema, str) else schema
-        else:
-            schema_bytes = json.dumps(schema, ensure_ascii=False, indent=2).encode("utf-8")
-        shapes = info.pop("shapes_turtle", None)
-        if not isinstance(shapes, str):
-            from node.standard._paths import ontology_dir
-
-            shapes = (ontology_dir() / "shapes" / "records.ttl").read_text(encoding="utf-8")
+        info: dict[str, Any] = dict(describe_dataset(self.core.cfg, self.core.store, dataset))
+        schema = info.pop("json_schema")
+        shapes = info.pop("shapes_turtle")
         return catalog_pb2.DescribeDatasetResponse(
-            dataset=str(info.get("id") or dataset), record_type=record_type,
+            dataset=str(info["id"]), record_type=str(info["record_type"]),
             metadata_json=json.dumps(info, ensure_ascii=False, default=str, indent=2).encode("utf-8"),
-            json_schema=schema_bytes, shapes_turtle=shapes)
+            json_schema=json.dumps(schema, ensure_ascii=False, indent=2).encode("utf-8"), shapes_turtle=shapes)
 
     async def _describe(self, req: catalog_pb2.DescribeDatasetRequest, peer: str, rid: str, context: Any
                         ) -> catalog_pb2.DescribeDatasetResponse:
