@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -24,7 +24,7 @@ from rdflib import Literal, URIRef
 from node.errors import StandardError
 from node.standard.model import RECORD_BASE, XSD, RecordType, Rule, Standard, ValueShape
 from node.validation._generic import GenericEvaluator, _min_inclusive_ok, _value_rule_ok, datatype_ok
-from node.validation._native import NATIVE_SPARQL, NATIVE_SPARQL_STR, Term
+from node.validation._native import NATIVE_SPARQL_STR
 
 __all__ = ["compile_type", "CompiledType"]
 
@@ -81,33 +81,6 @@ def _lexical_checker(dt: str) -> Callable[[str], bool]:
     if dt == str(XSD.decimal):
         return _decimal_ok
     return lambda v: _lexical_ok_slow(v, dt)
-
-
-class _StrNode(Mapping[str, Sequence[Term]]):
-    """The record's terms by key, for cross-field natives, on the all-strings path."""
-
-    __slots__ = ("_rec",)
-
-    def __init__(self, rec: dict[str, Any]) -> None:
-        self._rec = rec
-
-    def __getitem__(self, key: str) -> Sequence[Term]:
-        v = self._rec.get(key)
-        if v is None:
-            raise KeyError(key)
-        return ((True, v),)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        v = self._rec.get(key)
-        if v is None:
-            return default
-        return ((True, v),)
-
-    def __iter__(self) -> Any:
-        return (k for k, v in self._rec.items() if v is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for v in self._rec.values() if v is not None)
 
 
 class CompiledType:
@@ -184,11 +157,10 @@ def _min_inclusive_fn(m_val: Literal, coerced: str | None) -> Callable[[str], bo
 def _rule_cond(g: _Gen, rule: Rule, coerced: str | None) -> str:
     """Expression True when ``rule`` holds for a key with exactly one str value ``v``."""
     k = rule.kind
-    if rule.sparql:
-        if k in NATIVE_SPARQL_STR:  # every value is a string or null on this path
-            return f"not {g.const(NATIVE_SPARQL_STR[k], 'NS')}(v, rec)"
-        fn = g.const(NATIVE_SPARQL[k], "N")
-        return f"not {fn}((True, v), _StrNode(rec))"
+    if rule.sparql:  # every value is a string or null on this path
+        if k not in NATIVE_SPARQL_STR:
+            raise StandardError(f"SPARQL constraint {k} has no string-path native in node/validation/_native.py")
+        return f"not {g.const(NATIVE_SPARQL_STR[k], 'NS')}(v, rec)"
     if k == "MinCount":
         return "True" if rule.param <= 1 else "False"
     if k == "MaxCount":
@@ -207,7 +179,7 @@ def compile_type(std: Standard, rt: RecordType) -> CompiledType:
     datatypes = std.coercions
     generic = GenericEvaluator(rt, all_keys, datatypes)
     g = _Gen()
-    g.env.update(GEN=generic.evaluate, BASE=RECORD_BASE, SAFE_ID=_SAFE_ID, quote=quote, _StrNode=_StrNode)
+    g.env.update(GEN=generic.evaluate, BASE=RECORD_BASE, SAFE_ID=_SAFE_ID, quote=quote)
     allowed = frozenset(rt.keys) | {"id", "type", "@type"}
     g.env["ALLOWED"] = allowed
 
