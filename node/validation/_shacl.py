@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyoxigraph as ox
-import rdflib
 from rdflib import RDF, BNode, Graph, Literal, Namespace, URIRef
 
 from node.standard.model import XSD, RecordType, Standard
@@ -82,18 +81,10 @@ class ShaclEngine:
             for s, p, o in triples:
                 quads.append(ox.Quad(_ox(s), _ox(p), _ox(o), ox.DefaultGraph()))
         store.extend(quads)
-        # pySHACL copies oxigraph literals into rdflib, which by default rewrites lexical
-        # forms ("1991-01-01Z"^^xsd:date -> "1991-01-01"); the standard's patterns must see
-        # the literal as sent, so keep lexical forms while the reference engine runs.
-        saved = rdflib.NORMALIZE_LITERALS
-        rdflib.NORMALIZE_LITERALS = False
-        try:
-            _conforms, results_graph, _text = self._pyshacl.validate(
-                store,  # type: ignore[arg-type]  # pySHACL takes an oxigraph Store; its hints omit it
-                shacl_graph=self.shapes, inference="none", abort_on_first=False, allow_warnings=False
-            )
-        finally:
-            rdflib.NORMALIZE_LITERALS = saved
+        _conforms, results_graph, _text = self._pyshacl.validate(
+            store,  # type: ignore[arg-type]  # pySHACL takes an oxigraph Store; its hints omit it
+            shacl_graph=self.shapes, inference="none", abort_on_first=False, allow_warnings=False
+        )
         out: list[set[Violation]] = [set() for _ in items]
         rg: Graph = results_graph
         # top-level results only (sh:node failures carry nested sh:detail results)
