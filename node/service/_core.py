@@ -272,7 +272,7 @@ class NodeCore:
         rejected = [o for o in outcomes if o is not None]
         entries: list[tuple[str, str, Mapping[str, Any] | None]] = []
         with self.store.transaction():
-            results = self.store.upsert_many(dataset_id, good) if good else []
+            results = self.store.upsert_many(dataset_id, good, checked=self.validator.fingerprint) if good else []
             stored_pairs: list[tuple[str, int]] = []
             for i, res in zip(prepared.good_at, results, strict=True):
                 outcomes[i] = RecordOutcome(res.id, STORED if res.changed else UNCHANGED, res.version,

@@ -5,10 +5,12 @@ once per request with :func:`node.policy.decide`; a subscription re-decides on e
 poll, so a grant that expires or is revoked ends it), and turns stored records into
 outgoing ones:
 
-1. the stored record is validated against the standard (the fast engine). A node
-   never emits a record that breaks the standard; one that does (e.g. loaded
-   around the boundary, or stored under an older standard) is skipped, logged and
-   named in the evidence entry. Validation runs on the stored record, *before*
+1. the stored record is validated against the standard (the fast engine), unless
+   it passed this very validator (same shape files, same engine revision) at the
+   boundary: the store keeps that fingerprint with each record. A node never emits
+   a record that breaks the standard; one that does (e.g. loaded around the
+   boundary, or stored under an older standard) is skipped, logged and named in
+   the evidence entry. Validation runs on the stored record, *before*
    projection: a projection is partial by design (it drops items the consumer may
    not receive, and masked values no longer match their patterns), so validating
    the projection would reject every conditional delivery;
@@ -199,6 +201,7 @@ class ReadSession:
         project = decision.projector
         passthrough = decision.items is None and not decision.withheld and not decision.maskers
         validate = self.core.validator.validate
+        fingerprint = self.core.validator.fingerprint
         rtype = self.record_type
         loads = json.loads
         out: list[OutRecord] = []
@@ -210,7 +213,7 @@ class ReadSession:
                 pairs.append((rec.id, rec.version))
                 continue
             data = loads(rec.body)
-            if not validate(data, rtype).valid:
+            if rec.checked != fingerprint and not validate(data, rtype).valid:
                 invalid.append(rec.id)
                 continue
             if passthrough:

@@ -10,6 +10,7 @@ ignored a constraint would disagree with the reference engine).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,8 @@ class Standard:
     version: str
     types: dict[str, RecordType]
     shapes_graph: Graph = field(repr=False, compare=False)
+    #: SHA-256 (hex) over the record shape files (RECORD_SHAPE_FILES): what records are validated against
+    digest: str = ""
 
     def record_type(self, name: str) -> RecordType:
         try:
@@ -345,22 +348,26 @@ def _build_type(g: Graph, node_shape: Any, cls: URIRef, extra_node_shapes: list[
     )
 
 
-def _parse(directory: Path) -> Graph:
+def _parse(directory: Path) -> tuple[Graph, str]:
     g = Graph()
+    digest = hashlib.sha256()
     for rel in RECORD_SHAPE_FILES:
         path = directory / rel
         if not path.is_file():
             raise StandardError(f"{path}: missing; the record standard needs {', '.join(RECORD_SHAPE_FILES)}")
+        data = path.read_bytes()
+        digest.update(b"%s\x00%d\x00" % (rel.encode(), len(data)))
+        digest.update(data)
         try:
-            g.parse(path, format="turtle")
+            g.parse(data=data, format="turtle", publicID=path.as_uri())
         except Exception as exc:  # rdflib raises many kinds of parser errors
             raise StandardError(f"{path}: not valid Turtle: {exc}") from exc
-    return g
+    return g, digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)
 def _load(directory: Path) -> Standard:
-    g = _parse(directory)
+    g, digest = _parse(directory)
     types: dict[str, RecordType] = {}
     # node shapes with one target class each are record types; shapes targeting several
     # classes (the record identifier) apply to each of them.
@@ -379,7 +386,8 @@ def _load(directory: Path) -> Standard:
     if not types:
         raise StandardError(f"{directory}: no record types found in the shapes")
     version = str(g.value(URIRef(str(SLS)), URIRef("http://www.w3.org/2002/07/owl#versionInfo")) or "0")
-    return Standard(directory=directory, version=version, types=dict(sorted(types.items())), shapes_graph=g)
+    return Standard(directory=directory, version=version, types=dict(sorted(types.items())), shapes_graph=g,
+                    digest=digest)
 
 
 def load_standard(directory: str | Path | None = None) -> Standard:

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from node.errors import InputError, IntegrityError, Unavailable
-from node.store._schema import DDL, SCHEMA_VERSION
+from node.store._schema import DDL, MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["StoreBase", "DURABILITY"]
 
@@ -210,6 +210,12 @@ class StoreBase:
                         raise IntegrityError(
                             f"store {self.path} has schema version {version}; this Shulian reads "
                             f"version {SCHEMA_VERSION}: upgrade Shulian")
+                    if version:  # an older store: upgrade it in place, in this transaction
+                        for old in range(version, SCHEMA_VERSION):
+                            for statement in MIGRATIONS.get(old, ()):
+                                conn.execute(statement)
+                        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                     (str(SCHEMA_VERSION),))
                 for statement in _statements(DDL):
                     conn.execute(statement)
                 conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from node.errors import InputError, NotFound
+from node.jsonenc import canonical_bytes
 from node.store._db import StoreBase
 from node.store._types import (
     Change,
@@ -27,15 +28,12 @@ __all__ = ["RecordsMixin", "canonical_body", "content_hash", "RECORD_ID_RE"]
 
 RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
 _CHUNK = 500  # ids per IN (...) query
-_COLS = "dataset, id, version, hash, body, deleted, modified_us, seq"
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_COLS = "dataset, id, version, hash, body, deleted, modified_us, seq, checked"
 
 
 def canonical_body(data: Mapping[str, Any]) -> str:
-    """Canonical JSON text: sorted keys, no spaces, UTF-8 kept, no NaN."""
-    return _ENCODER.encode(data)
+    """Canonical JSON text: sorted keys, no spaces, UTF-8 kept, no NaN (see :mod:`node.jsonenc`)."""
+    return canonical_bytes(data).decode("utf-8")
 
 
 def content_hash(body: str) -> bytes:
@@ -49,7 +47,7 @@ def _now_us() -> int:
 
 def _row_to_record(row: Sequence[Any]) -> StoredRecord:
     return StoredRecord(dataset=row[0], id=row[1], version=row[2], hash=bytes(row[3]).hex(), body=row[4],
-                        deleted=bool(row[5]), modified_us=row[6], seq=row[7])
+                        deleted=bool(row[5]), modified_us=row[6], seq=row[7], checked=row[8])
 
 
 def _chunks(seq: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -97,15 +95,23 @@ class RecordsMixin(StoreBase):
         return bool(row[0])
 
     # ---- writes -----------------------------------------------------------------------
-    def upsert(self, dataset: str, record_id: str, data: Mapping[str, Any]) -> UpsertResult:
-        return self.upsert_many(dataset, [(record_id, data)])[0]
+    def upsert(self, dataset: str, record_id: str, data: Mapping[str, Any], *,
+               checked: str | None = None) -> UpsertResult:
+        return self.upsert_many(dataset, [(record_id, data)], checked=checked)[0]
 
-    def upsert_many(self, dataset: str, records: Iterable[tuple[str, Mapping[str, Any]]]) -> list[UpsertResult]:
+    def upsert_many(self, dataset: str, records: Iterable[tuple[str, Mapping[str, Any]]], *,
+                    checked: str | None = None) -> list[UpsertResult]:
         """Insert or update records in ONE transaction; results in input order.
 
         Same content as the current version: no-op (``changed`` False). Changed
         content (or a record that was deleted): a new version, a change-feed entry
         and, for a publishing dataset, an outbox row, all in the same commit.
+
+        ``checked``: the fingerprint of the validator these records passed
+        (:attr:`node.validation.Validator.fingerprint`), kept with each record so a
+        reader can skip validating it again under the same standard; None: not
+        validated (then it is validated on its way out). An unchanged record takes
+        the new fingerprint without a new version.
         """
         ops: list[tuple[str, str | None, bytes]] = []
         for i, item in enumerate(records):
@@ -124,7 +130,7 @@ class RecordsMixin(StoreBase):
             except (TypeError, ValueError) as exc:
                 raise InputError(f"record {record_id!r}: not JSON-serialisable ({exc})") from exc
             ops.append((record_id, body, content_hash(body)))
-        return self._apply(dataset, ops)
+        return self._apply(dataset, ops, checked)
 
     def delete_many(self, dataset: str, record_ids: Iterable[str]) -> list[UpsertResult]:
         """Tombstone records in one transaction (deleting what is absent or deleted is a no-op)."""
@@ -143,20 +149,24 @@ class RecordsMixin(StoreBase):
             raise InputError(f"record #{index}: bad id {record_id!r} "
                              "(must match [A-Za-z0-9][A-Za-z0-9._~-]{0,127})")
 
-    def _apply(self, dataset: str, ops: list[tuple[str, str | None, bytes]]) -> list[UpsertResult]:
+    def _apply(self, dataset: str, ops: list[tuple[str, str | None, bytes]],
+               checked: str | None = None) -> list[UpsertResult]:
         if not ops:
             return []
         with self.transaction() as conn:
             publish = self._publish_flag(conn, dataset)
             now = _now_us()
             state: dict[str, tuple[int, bytes, bool]] = {}
+            was_checked: dict[str, str | None] = {}
             ids = list(dict.fromkeys(op[0] for op in ops))
             for chunk in _chunks(ids, _CHUNK):
                 marks = ",".join("?" * len(chunk))
-                for rid, version, digest, deleted in conn.execute(
-                        f"SELECT id, version, hash, deleted FROM records WHERE dataset = ? AND id IN ({marks})",
-                        (dataset, *chunk)):
+                for rid, version, digest, deleted, mark in conn.execute(
+                        f"SELECT id, version, hash, deleted, checked FROM records WHERE dataset = ? "
+                        f"AND id IN ({marks})", (dataset, *chunk)):
                     state[rid] = (version, bytes(digest), bool(deleted))
+                    was_checked[rid] = mark
+            rechecked: list[tuple[str, str, str]] = []
             row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
             seq = row[0] if row else 0
             results: list[UpsertResult] = []
@@ -182,25 +192,30 @@ class RecordsMixin(StoreBase):
                             results.append(UpsertResult(rid, current[0] if current else 0, False))
                             continue
                     elif current is not None and not current[2] and current[1] == digest:
+                        if checked is not None and was_checked.get(rid) != checked:
+                            rechecked.append((checked, dataset, rid))
+                            was_checked[rid] = checked
                         results.append(UpsertResult(rid, current[0], False))
                         continue
                     seq += 1
                     version = 1 if current is None else current[0] + 1
+                    mark = None if deleting else checked
+                    was_checked[rid] = mark
                     if current is None:
-                        inserts.append((dataset, rid, version, digest, body, 0, now, seq))
+                        inserts.append((dataset, rid, version, digest, body, 0, now, seq, mark))
                     else:
                         moves.append((dataset, rid))
-                        updates.append((version, digest, body, int(deleting), now, seq, dataset, rid))
+                        updates.append((version, digest, body, int(deleting), now, seq, mark, dataset, rid))
                     changes.append((seq, dataset, rid, version, "delete" if deleting else "upsert", now))
                     state[rid] = (version, digest, deleting)
                     results.append(UpsertResult(rid, version, True))
                 if inserts:
-                    conn.executemany(f"INSERT INTO records ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+                    conn.executemany(f"INSERT INTO records ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
                 if moves:
                     conn.executemany(f"INSERT INTO history ({_COLS}) SELECT {_COLS} FROM records "
                                      "WHERE dataset = ? AND id = ?", moves)
                     conn.executemany("UPDATE records SET version = ?, hash = ?, body = ?, deleted = ?, "
-                                     "modified_us = ?, seq = ? WHERE dataset = ? AND id = ?", updates)
+                                     "modified_us = ?, seq = ?, checked = ? WHERE dataset = ? AND id = ?", updates)
                 if changes:
                     conn.executemany("INSERT INTO changes (seq, dataset, record_id, version, op, at_us) "
                                      "VALUES (?, ?, ?, ?, ?, ?)", changes)
@@ -209,6 +224,8 @@ class RecordsMixin(StoreBase):
                             "INSERT INTO outbox (dataset, record_id, version, op, seq, created_us) "
                             "VALUES (?, ?, ?, ?, ?, ?)",
                             [(c[1], c[2], c[3], c[4], c[0], now) for c in changes])
+            if rechecked:
+                conn.executemany("UPDATE records SET checked = ? WHERE dataset = ? AND id = ?", rechecked)
         return results
 
     # ---- reads ------------------------------------------------------------------------

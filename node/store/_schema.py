@@ -1,10 +1,10 @@
-"""The store's SQLite schema (version 1)."""
+"""The store's SQLite schema (version 2; :data:`MIGRATIONS` upgrade older stores in place)."""
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA_VERSION", "DDL"]
+__all__ = ["SCHEMA_VERSION", "DDL", "MIGRATIONS"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS records (
     deleted     INTEGER NOT NULL DEFAULT 0,
     modified_us INTEGER NOT NULL,             -- microseconds since the epoch, UTC
     seq         INTEGER NOT NULL,             -- the change that made this version
+    checked     TEXT,                         -- the validator fingerprint it passed at the boundary; NULL: none
     PRIMARY KEY (dataset, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_by_modified ON records (dataset, modified_us, id);
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS history (
     deleted     INTEGER NOT NULL,
     modified_us INTEGER NOT NULL,
     seq         INTEGER NOT NULL,
+    checked     TEXT,
     PRIMARY KEY (dataset, id, version)
 ) WITHOUT ROWID;
 
@@ -125,3 +127,9 @@ CREATE TABLE IF NOT EXISTS evidence (
     signature TEXT NOT NULL
 );
 """
+
+#: from version N to N+1: statements run in the upgrade's transaction
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE records ADD COLUMN checked TEXT",
+        "ALTER TABLE history ADD COLUMN checked TEXT"),
+}

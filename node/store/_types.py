@@ -63,6 +63,7 @@ class StoredRecord:
     deleted: bool
     modified_us: int
     seq: int
+    checked: str | None = None  # the validator fingerprint the record passed at the boundary (None: not validated)
 
     @property
     def data(self) -> dict[str, Any] | None:

@@ -76,6 +76,10 @@ def _record_id(record: Any) -> str | None:
     return None
 
 
+#: bump when a change to an engine could change a verdict (stored fingerprints then no longer match)
+ENGINE_REVISION = 1
+
+
 class Validator:
     """Validates records against one standard with one engine."""
 
@@ -85,6 +89,10 @@ class Validator:
         _quiet_rdflib()
         self.std = std
         self.engine = engine
+        #: what a record validated by this validator was checked against: the standard's shape files and
+        #: the engine (with its revision). A store keeps it with each record validated at the boundary, so a
+        #: record is not validated again on its way out under the same standard.
+        self.fingerprint = f"{engine}/{ENGINE_REVISION}/{std.digest[:32]}"
         self._compiled: dict[str, Any] = {}
         self._shacl: Any = None
         if engine == "fast":
