@@ -76,8 +76,8 @@ def map_group() -> None:
                    "(default: the standard's imported list).")
 @click.option("--no-validate", is_flag=True, help="Write records without validating them (the report says so).")
 @click.option("--workers", type=click.IntRange(0, 64), default=None,
-              help="Validation worker processes, pipelined with the mapping (0: validate in-process; "
-                   "default: 1 for inputs over 8 MB when the machine has an idle core).")
+              help="Validation worker processes, pipelined with the mapping (0: validate in-process, the "
+                   "default: the standard's validator checks mapped columns faster than a worker can be fed).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 def run_command(mapping_path: Path, input_name: str, output: Path, rejects: Path | None, report: Path | None,
                 standard_dir: Path | None, division_paths: tuple[Path, ...], no_validate: bool,
@@ -106,7 +106,7 @@ def run_command(mapping_path: Path, input_name: str, output: Path, rejects: Path
         validator = None if no_validate else load_validator(standard_dir)
         divisions = division_source(_division_csvs(division_paths), standard_dir)
         show = progress if progress is not None else sys.stderr.isatty()
-        jobs = (auto_workers(input_name) if workers is None else workers) if validator is not None else 0
+        jobs = (auto_workers(input_name, validator) if workers is None else workers) if validator is not None else 0
         result = run_mapping(mapping, input_name, output, rejects, validator=validator, divisions=divisions,
                              progress=show, standard=str(standard_dir) if standard_dir else None,
                              workers=jobs, standard_dir=standard_dir)  # fmt: skip

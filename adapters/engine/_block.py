@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from adapters.engine._report import Reject
@@ -29,9 +30,9 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 
 # (row number, row, the record or None, the rejects or None): exactly one of the last two is set
 Outcome = tuple[int, Any, "dict[str, str] | None", "list[Reject] | None"]
-# (positions of the complete rows or None for all, their ids, their values, the special rows'
-# outcomes by position, the block's mapped columns)
-_Fast = tuple["list[int] | None", list[str], "list[tuple[Any, ...]]", "dict[int, Outcome]", "list[list[Any]]"]
+# (positions of the complete rows or None for all, their ids, their values column by column (one
+# column a property), the special rows' outcomes by position)
+_Fast = tuple["list[int] | None", list[str], "list[list[Any]]", "dict[int, Outcome]"]
 _escape: Callable[[str], str] = json.encoder.encode_basestring  # C, as json.dumps(ensure_ascii=False)
 
 
@@ -47,6 +48,32 @@ def record_encoder(keys: Iterable[str]) -> Callable[[dict[str, str]], str]:
             return general(record)
 
     return encode
+
+
+def _outcome(n: int, row: Any, record: dict[str, str]) -> Outcome:
+    return n, row, record, None
+
+
+def _picker(positions: list[int]) -> Callable[[Sequence[Any]], list[Any]]:
+    """A function taking the items at ``positions`` (in order) of a sequence, in C."""
+    if not positions:
+        return lambda seq: []
+    if len(positions) == 1:
+        k = positions[0]
+        return lambda seq: [seq[k]]
+    get = itemgetter(*positions)
+    return lambda seq: list(get(seq))
+
+
+def _plain(column: list[Any]) -> bool:
+    """Whether a column's values are JSON strings as they are (inside quotes): printable (so no
+    control character, the only characters the encoder escapes besides these two), no quote,
+    no backslash."""
+    try:
+        text = "".join(column)
+    except TypeError:  # not all strings: the encoder says what is wrong
+        return False
+    return text.isprintable() and '"' not in text and "\\" not in text
 
 
 def field_rejects(rownum: int, errors: list[tuple[str, FieldError]], stage: str) -> list[Reject]:
@@ -81,51 +108,66 @@ class BlockMapper:
     # -- the two ways out --------------------------------------------------------------------
     def outcomes(self, numbers: Sequence[int], rows: Sequence[Row | BadRow], has_bad: bool) -> list[Outcome]:
         """Every row as one outcome, in row order; records as dicts."""
-        return self.outcomes_and_lines(numbers, rows, has_bad)[0]
-
-    def outcomes_and_lines(self, numbers: Sequence[int], rows: Sequence[Row | BadRow],
-                           has_bad: bool) -> tuple[list[Outcome], list[str | None] | None]:  # fmt: skip
-        """Every row as one outcome, in row order, records as dicts (for validation); and, when
-        the block went the fast way, each record's JSON line already made (None for a reject or
-        a record still to encode)."""
         if has_bad:
-            return self._with_bad_rows(numbers, rows), None
-        fast = self._fast(numbers, rows)
+            return self._with_bad_rows(numbers, rows)
+        return self.outcomes_of(numbers, rows, self._fast(numbers, rows))
+
+    def columns(self, numbers: Sequence[int], rows: Sequence[Row | BadRow], has_bad: bool) -> _Fast | None:
+        """A block (without bad rows) mapped column by column: the positions of its complete rows
+        (None: all), their ids, their values a column a property (in ``props`` order) and the
+        other rows' outcomes by position. None when the block must go row by row (its rows then
+        go through :meth:`outcomes_of` with None)."""
+        return None if has_bad else self._fast(numbers, rows)
+
+    def outcomes_of(self, numbers: Sequence[int], rows: Sequence[Any], fast: _Fast | None) -> list[Outcome]:
+        """The outcomes of a block (without bad rows) from what :meth:`columns` made of it."""
         if fast is None:
-            return self._row_by_row(numbers, list(rows)), None
-        clean, ids, values, extra, all_columns = fast
-        keys, fixed = self.keys, self.fixed
-        records = [dict(zip(keys, (rid, *fixed, *v), strict=True)) for rid, v in zip(ids, values, strict=True)]
-        made = self._clean_lines(clean, ids, values, all_columns)
+            return self._row_by_row(numbers, list(rows))
+        clean, ids, columns, extra = fast
+        # the records made in C: dict(zip(keys, (id, type, value, ...))) a row (repeat() is endless)
+        rows_values = zip(ids, *map(repeat, self.fixed), *columns, strict=False)
+        records = list(map(dict, map(zip, repeat(self.keys), rows_values)))
         if clean is None:
-            return [(n, row, record, None) for n, row, record in zip(numbers, rows, records, strict=True)], made  # type: ignore[return-value]
+            return list(map(_outcome, numbers, rows, records))
         out: list[Outcome] = []
-        lines: list[str | None] = []
-        taken = iter(zip(records, made, strict=True))
+        taken = iter(records)
         for i in range(len(rows)):
-            if i in extra:
-                out.append(extra[i])
-                lines.append(None)
-            else:
-                record, line = next(taken)
-                out.append((numbers[i], rows[i], record, None))
-                lines.append(line)
-        return out, lines
+            found = extra.get(i)
+            out.append(found if found is not None else (numbers[i], rows[i], next(taken), None))
+        return out
+
+    def record_at(self, ids: list[str], columns: list[list[Any]], j: int) -> dict[str, str]:
+        """The record of the ``j``-th complete row of a block (see :meth:`columns`)."""
+        return dict(zip(self.keys, (ids[j], *self.fixed, *(column[j] for column in columns)), strict=True))
+
+    def text(self, numbers: Sequence[int], rows: Sequence[Row | BadRow], has_bad: bool) -> tuple[str, int, list[list[Reject]]]:
+        """The records of a block as one text of JSON lines (each ending in a newline), how many
+        lines, and the rejected rows' entries in row order."""
+        fast = None if has_bad else self._fast(numbers, rows)
+        if fast is not None and not fast[3]:  # every row a complete record
+            _, ids, columns, _ = fast
+            return self.clean_text(ids, columns), len(ids), []
+        lines, rejects = self._lines_of(numbers, rows, has_bad, fast)
+        return "".join([line + "\n" for line in lines]), len(lines), rejects
 
     def lines(self, numbers: Sequence[int], rows: Sequence[Row | BadRow], has_bad: bool) -> tuple[list[str], list[list[Reject]]]:
         """The records of a block as JSON lines and the rejected rows' entries, each in row order."""
-        fast = None if has_bad else self._fast(numbers, rows)
+        return self._lines_of(numbers, rows, has_bad, None if has_bad else self._fast(numbers, rows))
+
+    def _lines_of(self, numbers: Sequence[int], rows: Sequence[Row | BadRow], has_bad: bool,
+                  fast: _Fast | None) -> tuple[list[str], list[list[Reject]]]:  # fmt: skip
         if fast is None:
             out_lines: list[str] = []
             rejects: list[list[Reject]] = []
-            for _, _, record, entries in self.outcomes(numbers, rows, has_bad):
+            outcomes = self._with_bad_rows(numbers, rows) if has_bad else self.outcomes_of(numbers, rows, None)
+            for _, _, record, entries in outcomes:
                 if record is not None:
                     out_lines.append(self.encode(record))
                 else:
                     rejects.append(entries or [])
             return out_lines, rejects
-        clean, ids, values, extra, all_columns = fast
-        clean_lines = self._clean_lines(clean, ids, values, all_columns)
+        clean, ids, columns, extra = fast
+        clean_lines = self.clean_lines(ids, columns)
         if not extra:
             return clean_lines, []
         merged: list[str] = []
@@ -143,20 +185,29 @@ class BlockMapper:
         merged.extend(clean_lines[start:])
         return merged, rejects
 
-    def _clean_lines(self, clean: list[int] | None, ids: list[str], values: list[tuple[Any, ...]],
-                     all_columns: list[list[Any]]) -> list[str]:  # fmt: skip
-        """One JSON line a complete row, joined in C from columns: constant text, escaped id,
-        constant text, escaped value ..."""
-        if not ids:
-            return []
-        by_column = all_columns if clean is None else list(zip(*values, strict=True))
-        escaped = [map(_escape, ids)] + [map(_escape, column) for column in by_column]
-        pieces: list[Iterable[str]] = []
-        for text, column in zip(self.line_parts, escaped, strict=True):
-            pieces.append(repeat(text))
-            pieces.append(column)
-        pieces.append(repeat("}"))
-        return list(map("".join, zip(*pieces, strict=False)))  # repeat() is endless
+    def clean_lines(self, ids: list[str], columns: list[list[Any]]) -> list[str]:
+        """One JSON line a complete row (see :meth:`clean_text`)."""
+        return self.clean_text(ids, columns).split("\n")[:-1] if ids else []
+
+    def clean_text(self, ids: list[str], columns: list[list[Any]]) -> str:
+        """The JSON lines of the complete rows of a block, each ending in a newline, joined in C
+        from columns: constant text, id, constant text, value ... A column of printable text
+        without a quote or backslash (the usual one) goes in as it is, between quotes in the
+        constant text; any other column is escaped value by value."""
+        n = len(ids)
+        if not n:
+            return ""
+        values = [ids, *columns]
+        width = 2 * len(values) + 1
+        flat: list[str] = [""] * (width * n)
+        quoted = False  # whether the previous value is still to be closed by a quote
+        for k, (text, column) in enumerate(zip(self.line_parts, values, strict=True)):
+            plain = _plain(column)
+            flat[2 * k :: width] = [('"' if quoted else "") + text + ('"' if plain else "")] * n
+            flat[2 * k + 1 :: width] = column if plain else list(map(_escape, column))
+            quoted = plain
+        flat[width - 1 :: width] = [('"' if quoted else "") + "}\n"] * n
+        return "".join(flat)
 
     # -- the common path ---------------------------------------------------------------------
     def _fast(self, numbers: Sequence[int], rows: Sequence[Any]) -> _Fast | None:
@@ -183,31 +234,31 @@ class BlockMapper:
             if None in column:
                 partial.update(i for i, v in enumerate(column) if v is None)
         special = slow | partial
-        all_values = list(zip(*columns, strict=True))
         clean: list[int] | None = None
         if special:
             clean = [i for i in range(len(block)) if i not in special]
-            clean_numbers: Sequence[int] = [numbers[i] for i in clean]
-            values = [all_values[i] for i in clean]
+            pick = _picker(clean)
+            values = [pick(column) for column in columns]
+            clean_numbers: Sequence[int] = pick(numbers)
         else:
-            clean_numbers, values = numbers, all_values
+            values, clean_numbers = columns, numbers
         if self.id_position is not None and self.compiled.ids_of_column is not None:
-            k = self.id_position
-            ids = self.compiled.ids_of_column([v[k] for v in values])
+            ids = self.compiled.ids_of_column(values[self.id_position])
         else:
-            ids = list(map(self.compiled.id_of_values, values, clean_numbers))
+            ids = list(map(self.compiled.id_of_values, zip(*values, strict=True), clean_numbers))
         if self.check_ids and any(ID_PATTERN.fullmatch(rid) is None for rid in ids):
             return None
-        extra = {i: self._one(numbers[i], block[i], all_values[i], i in slow, register=False) for i in sorted(special)}
+        extra = {i: self._one(numbers[i], block[i], tuple(c[i] for c in columns), i in slow, register=False)
+                 for i in sorted(special)}  # fmt: skip
         seen = self.seen
         if seen is not None:
             special_ids = [(o[2]["id"], o[0]) for o in extra.values() if o[2] is not None]
-            every = ids + [rid for rid, _ in special_ids]
-            if len(set(every)) != len(every) or not seen.keys().isdisjoint(every):
-                return None
-            seen.update(zip(ids, clean_numbers, strict=True))
-            seen.update(special_ids)
-        return clean, ids, values, extra, columns
+            new = dict(zip(ids, clean_numbers, strict=True))
+            new.update(special_ids)
+            if len(new) != len(ids) + len(special_ids) or not seen.keys().isdisjoint(new):
+                return None  # a repeated id: row by row, to name the later row
+            seen.update(new)
+        return clean, ids, values, extra
 
     # -- the careful paths -------------------------------------------------------------------
     def _with_bad_rows(self, numbers: Sequence[int], rows: Sequence[Row | BadRow]) -> list[Outcome]:

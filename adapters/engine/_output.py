@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 from node.errors import InputError
 
@@ -13,16 +13,22 @@ __all__ = ["AtomicText"]
 
 
 class AtomicText:
-    def __init__(self, path: str | Path, *, encoding: str = "utf-8", newline: str | None = None) -> None:
+    """A text file (or, with ``encoding=None``, a binary one) written beside ``path`` and renamed
+    onto it when the ``with`` block ends without an error; removed otherwise."""
+
+    def __init__(self, path: str | Path, *, encoding: str | None = "utf-8", newline: str | None = None) -> None:
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         self._encoding = encoding
         self._newline = newline
-        self._fh: IO[str] | None = None
+        self._fh: IO[Any] | None = None
 
-    def __enter__(self) -> IO[str]:
+    def __enter__(self) -> IO[Any]:
         try:
-            self._fh = self._tmp.open("w", encoding=self._encoding, newline=self._newline, buffering=1 << 20)
+            if self._encoding is None:
+                self._fh = self._tmp.open("wb", buffering=1 << 20)
+            else:
+                self._fh = self._tmp.open("w", encoding=self._encoding, newline=self._newline, buffering=1 << 20)
         except OSError as exc:
             raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         return self._fh

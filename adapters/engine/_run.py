@@ -14,6 +14,8 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
+from orjson import dumps as _dumps
+
 from adapters.engine._block import ID_PATTERN, BlockMapper, Outcome, record_encoder
 from adapters.engine._output import AtomicText
 from adapters.engine._pipeline import ValidatorPool
@@ -90,14 +92,27 @@ class _Progress:
 class _Run:
     """Writes outcomes in row order: records (validated first when a validator is given) and rejects."""
 
-    def __init__(self, compiled: CompiledMapping, report: MapReport, write_out: Callable[[str], Any],
+    def __init__(self, compiled: CompiledMapping, report: MapReport, write_out: Callable[[bytes], Any],
                  reject_writer: Any, validator: Validator | None) -> None:  # fmt: skip
         self.compiled = compiled
         self.report = report
-        self.write_out = write_out
+        self.write_out = write_out  # the output file, binary: UTF-8 JSON lines
         self.reject_writer = reject_writer
         self.validator = validator
         self.encode = record_encoder(["id", "type", *(f.property for f in compiled.mapping.fields)])
+        # records checked column by column, without making them (node.validation's fast engine)
+        self.unclear: Callable[[str, dict[str, Any]], list[int] | None] | None = getattr(
+            validator, "unclear_rows", None
+        )
+
+    def encode_bytes(self, record: dict[str, str]) -> bytes:
+        """A record's JSON line as UTF-8: orjson, whose output for a dict of strings is the
+        stdlib's (``json.dumps(ensure_ascii=False, separators=(",", ":"))``, as ``encode``
+        writes it); ``encode`` for anything orjson refuses."""
+        try:
+            return _dumps(record)
+        except TypeError:
+            return self.encode(record).encode("utf-8")
 
     def reject(self, entries: Iterable[Reject]) -> None:
         r = self.report
@@ -110,13 +125,13 @@ class _Run:
                 r.by_column[e.column] += 1
             self.reject_writer.writerow(e.as_row())
 
-    def write_lines(self, lines: list[str], rejects: list[list[Reject]]) -> None:
+    def write_text(self, text: str, count: int, rejects: list[list[Reject]]) -> None:
+        """Write a block's ``count`` JSON lines (``text``) and its rejected rows' entries."""
         for entries in rejects:
             self.reject(entries)
-        if lines:
-            self.write_out("\n".join(lines))
-            self.write_out("\n")
-            self.report.rows_out += len(lines)
+        if count:
+            self.write_out(text.encode("utf-8"))
+            self.report.rows_out += count
 
     def validate(self, records: list[dict[str, str]]) -> list[Any]:
         assert self.validator is not None
@@ -125,34 +140,90 @@ class _Run:
             raise RuntimeError(f"validator returned {len(reports)} reports for {len(records)} records")
         return reports
 
-    def write_validated(self, outcomes: list[Outcome], made: list[str | None] | None, reports: list[Any]) -> None:
+    def write_validated(self, outcomes: list[Outcome], reports: list[Any]) -> None:
         """Write a block's validated records, or their violations, in row order. ``reports`` are
-        the validator's, one a record; ``made`` holds JSON lines already made for the records
-        (None where one is still to encode)."""
+        the validator's, one a record."""
         records = len(outcomes) - list(map(_RECORD, outcomes)).count(None)
         if len(reports) != records:
             raise RuntimeError(f"{len(reports)} validation reports for {records} records")
-        if made is not None and records == len(outcomes) and all(map(_VALID, reports)) and None not in made:
-            lines: list[str] = made  # type: ignore[assignment]  # every row a valid record, lines made
+        encode = self.encode_bytes
+        if records == len(outcomes) and all(map(_VALID, reports)):  # every row a valid record
+            lines = list(map(encode, map(_RECORD, outcomes)))
             self.report.warnings += sum(map(len, map(_VIOLATIONS, reports)))
         else:
-            encode = self.encode
             lines = []
             next_report = iter(reports)
-            for k, (rownum, row, record, rejects) in enumerate(outcomes):
+            for rownum, row, record, rejects in outcomes:
                 if record is None:
                     self.reject(rejects or ())
                     continue
                 rep = next(next_report)
                 if rep.valid:
                     self.report.warnings += len(rep.violations)
-                    line = made[k] if made is not None else None
-                    lines.append(line if line is not None else encode(record))
+                    lines.append(encode(record))
                     continue
                 self.reject(self.violation_rejects(rownum, row, record, rep))
         if lines:
-            self.write_out("\n".join(lines) + "\n")
-            self.report.rows_out += len(lines)
+            lines.append(b"")
+            self.write_out(b"\n".join(lines))
+            self.report.rows_out += len(lines) - 1
+
+    def write_checked(self, mapper: BlockMapper, numbers: Sequence[int], rows: Sequence[Any], fast: Any) -> bool:
+        """Validate and write a block mapped column by column (:meth:`BlockMapper.columns`): the
+        validator checks the complete rows' columns as they are and names the rows it cannot
+        pass outright; only those (and the block's special rows) become records and get a
+        report. False, with nothing written, when the validator cannot check these columns."""
+        assert self.unclear is not None
+        clean, ids, columns, extra = fast
+        by_key = dict(zip(mapper.props, columns, strict=True))
+        by_key["id"] = ids
+        unclear = self.unclear(self.compiled.mapping.type, by_key)
+        if unclear is None:
+            return False
+        text = mapper.clean_text(ids, columns)  # the complete rows' JSON lines, valid or not
+        if not unclear and not extra:  # every row a complete record, each simply valid
+            if ids:
+                self.write_out(text.encode("utf-8"))
+                self.report.rows_out += len(ids)
+            return True
+        lines = text.split("\n")
+        # in row order: the line of a simply valid complete row, or an outcome to report on
+        doubtful = set(unclear)
+        entries: list[str | Outcome] = []
+        records: list[dict[str, str]] = []
+        j = 0  # the next complete row
+        for i in range(len(numbers)):
+            outcome = extra.get(i)
+            if outcome is None:
+                if j not in doubtful:
+                    entries.append(lines[j])
+                    j += 1
+                    continue
+                outcome = (numbers[i], rows[i], mapper.record_at(ids, columns, j), None)
+                j += 1
+            entries.append(outcome)
+            if outcome[2] is not None:
+                records.append(outcome[2])
+        reports = iter(self.validate(records))
+        out: list[str] = []
+        for entry in entries:
+            if isinstance(entry, str):
+                out.append(entry)
+                continue
+            rownum, row, record, rejects = entry
+            if record is None:
+                self.reject(rejects or ())
+                continue
+            rep = next(reports)
+            if rep.valid:
+                self.report.warnings += len(rep.violations)
+                out.append(self.encode(record))
+            else:
+                self.reject(self.violation_rejects(rownum, row, record, rep))
+        if out:
+            self.write_out(("\n".join(out) + "\n").encode("utf-8"))
+            self.report.rows_out += len(out)
+        return True
 
     def violation_rejects(self, rownum: int, row: Row, record: dict[str, str], rep: Any) -> list[Reject]:
         violations = list(rep.violations)
@@ -213,7 +284,7 @@ def run_mapping(
         stack.callback(source.close)
         report.source = dict(source.details)
         compiled = compile_mapping(mapping, source.columns, divisions)
-        out = stack.enter_context(AtomicText(output, encoding="utf-8", newline="\n"))
+        out = stack.enter_context(AtomicText(output, encoding=None))
         rej = stack.enter_context(AtomicText(rejects, encoding="utf-8-sig", newline=""))
         reject_writer = csv.writer(rej)
         reject_writer.writerow(REJECT_COLUMNS)
@@ -235,24 +306,26 @@ def run_mapping(
 def _loop(source: Source, compiled: CompiledMapping, run: _Run, bar: _Progress, pool: ValidatorPool | None) -> None:
     mapper = BlockMapper(compiled, len(source.columns) if source.columns is not None else None)
     report = run.report
-    waiting: deque[tuple[list[Outcome], list[str | None] | None]] = deque()
+    waiting: deque[list[Outcome]] = deque()
     for numbers, rows, has_bad in iter_blocks(source, _BLOCK):
         report.rows_in += len(rows)
         if run.validator is None:
-            run.write_lines(*mapper.lines(numbers, rows, has_bad))
+            run.write_text(*mapper.text(numbers, rows, has_bad))
         elif pool is None:
-            outcomes, made = mapper.outcomes_and_lines(numbers, rows, has_bad)
-            run.write_validated(outcomes, made, run.validate(_records(outcomes)))
+            fast = mapper.columns(numbers, rows, has_bad)
+            if fast is None or run.unclear is None or not run.write_checked(mapper, numbers, rows, fast):
+                outcomes = mapper.outcomes(numbers, rows, True) if has_bad else mapper.outcomes_of(numbers, rows, fast)
+                run.write_validated(outcomes, run.validate(_records(outcomes)))
         else:  # validated in the workers while the next blocks are mapped here
-            outcomes, made = mapper.outcomes_and_lines(numbers, rows, has_bad)
+            outcomes = mapper.outcomes(numbers, rows, has_bad)
             pool.submit(_records(outcomes))
-            waiting.append((outcomes, made))
+            waiting.append(outcomes)
             while pool.in_flight > 2 * pool.workers:
-                run.write_validated(*waiting.popleft(), pool.collect())
+                run.write_validated(waiting.popleft(), pool.collect())
         bar.update(report.rows_in)
     while waiting:
         assert pool is not None
-        run.write_validated(*waiting.popleft(), pool.collect())
+        run.write_validated(waiting.popleft(), pool.collect())
 
 
 def _records(outcomes: list[Outcome]) -> list[dict[str, str]]:
@@ -262,11 +335,15 @@ def _records(outcomes: list[Outcome]) -> list[dict[str, str]]:
     return found
 
 
-def auto_workers(input_name: str) -> int:
-    """Validation worker processes worth starting for an input: one when a core is idle (the
-    machine has a second core and its load leaves one free) and the input is large enough to
-    repay a worker's start (a few tenths of a second). A worker on a busy machine only adds
-    the cost of passing records to it."""
+def auto_workers(input_name: str, validator: Validator | None = None) -> int:
+    """Validation worker processes worth starting for an input. None for a validator that checks
+    mapped columns in-process (``unclear_rows``, the standard's fast validator): that costs less
+    a row than passing the records to a worker. Otherwise one when a core is idle (the machine
+    has a second core and its load leaves one free) and the input is large enough to repay a
+    worker's start (a few tenths of a second): a worker on a busy machine only adds the cost of
+    passing records to it."""
+    if validator is not None and getattr(validator, "unclear_rows", None) is not None:
+        return 0
     try:
         size = Path(input_name).stat().st_size
     except OSError:

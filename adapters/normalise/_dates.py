@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from itertools import compress, repeat
+from operator import itemgetter, not_
 
 from adapters.normalise._errors import NormaliseError
 from adapters.normalise._text import halfwidth
@@ -85,3 +87,66 @@ def _valid(year: int, month: int, day: int) -> bool:
         return False
     return month != 2 or day < 29 or (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0))
 
+
+
+# --- the mapping engine's block form: a block of dates in the common forms, in a few C calls.
+# A form the block settles: YYYY-M-D with -, /, . or 年/月 as separators (and an optional 日),
+# or YYYYMMDD; nothing around it. Such a date is, by normalise_date, the same digits zero-padded
+# and joined by "-" when it is a calendar date (year >= 1000), and an error otherwise.
+_COMMON = "[0-9]{4}[-/.\u5e74][0-9]{1,2}[-/.\u6708][0-9]{1,2}\u65e5?|[0-9]{8}"
+_COMMON_ONE = re.compile(_COMMON, re.ASCII)
+_COMMON_LINES = re.compile(f"(?:(?:{_COMMON})\n)*(?:{_COMMON})", re.ASCII)
+_SEPARATORS = (("\u5e74", "-"), ("\u6708", "-"), ("\u65e5", ""), ("/", "-"), (".", "-"))
+_MONTH_DAY = itemgetter(slice(5, None))
+
+
+def _date_block(values: list[str]) -> list[str | None]:
+    """``normalise_date`` of each value, for the mapping engine's block path; None where the
+    value is not in a common form or not a calendar date (the caller then asks
+    ``normalise_date``, which gives the exact error)."""
+    if not values:
+        return []
+    joined = "\n".join(values)
+    settled: list[bool] | None = None
+    common = values
+    if joined.count("\n") != len(values) - 1 or _COMMON_LINES.fullmatch(joined) is None:
+        settled = [m is not None for m in map(_COMMON_ONE.fullmatch, values)]  # settle the others
+        common = list(compress(values, settled))
+        if not common:
+            return [None] * len(values)
+    digits = list(map(str.isdigit, common))  # YYYYMMDD, else YYYY?M?D
+    if True not in digits:
+        dates = _separated(common)
+    elif False not in digits:
+        dates = [f"{v[:4]}-{v[4:6]}-{v[6:]}" for v in common]
+    else:
+        others = iter(_separated(list(compress(common, map(not_, digits)))))
+        dates = [f"{v[:4]}-{v[4:6]}-{v[6:]}" if d else next(others) for v, d in zip(common, digits, strict=True)]
+    checked: list[str | None] = dates  # type: ignore[assignment]
+    month_days = list(map(_MONTH_DAY, dates))
+    # every one is YYYY-MM-DD: the smallest is the smallest year
+    if min(dates) < "1000" or not _ISO_MONTH_DAYS.issuperset(month_days) or "02-29" in month_days:
+        checked = [d if _calendar_ok(d) else None for d in dates]
+    if settled is None:
+        return checked
+    found = iter(checked)
+    return [next(found) if ok else None for ok in settled]
+
+
+def _separated(values: list[str]) -> list[str]:
+    """YYYY?M?D values (two separators each, an optional 日 at the end) as YYYY-MM-DD."""
+    text = "-".join(values)
+    for old, new in _SEPARATORS:
+        if old in text:
+            text = text.replace(old, new)
+    fields = text.split("-")  # year, month, day, year, month, day ...
+    months = map(str.zfill, fields[1::3], repeat(2))
+    days = map(str.zfill, fields[2::3], repeat(2))
+    return list(map("-".join, zip(fields[0::3], months, days, strict=True)))
+
+
+def _calendar_ok(d: str) -> bool:
+    return d >= "1000" and d[5:] in _ISO_MONTH_DAYS and (d[5:] != "02-29" or _leap(int(d[:4])))
+
+
+normalise_date.block = _date_block  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import repeat
-from operator import methodcaller
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -238,18 +238,22 @@ class DivisionIndex:
 
         if last_end is None:
             return fast
-        matched_text = methodcaller("group")
+        matched_text: Callable[[Any], str] = itemgetter(0)
+        # the names a block settles at once: unambiguous, and of the level asked for
+        settles = {name: hit for name, hit in self._by_name.items()
+                   if isinstance(hit, str) and (not county or levels[hit] >= 3)}.get  # fmt: skip
 
         def block(values: list[str]) -> list[str | None]:
             """The same for many values, every step a C-level map; None where :meth:`resolve`
             must decide (no candidate, a longer name needing a second try, ambiguity, level)."""
-            if has_space("\x00".join(values)) is not None:
+            joined = "\x00".join(values)
+            # no whitespace anywhere (str.split and the regex's \s agree on what whitespace is)
+            if len(joined.split()) != 1 or joined[0].isspace() or joined[-1].isspace():
                 return [None] * len(values)
             matches = list(map(last_end, values, repeat(0), repeat(longest)))
             if None in matches:
                 return [None] * len(values)
-            hits: list[Any] = list(map(by_name, map(matched_text, matches)))
-            return [h if h.__class__ is str and (not county or levels[h] >= 3) else None for h in hits]
+            return list(map(settles, map(matched_text, matches)))
 
         fast.block = block  # type: ignore[attr-defined]
         return fast

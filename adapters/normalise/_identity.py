@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import re
-from operator import mul
 
 from adapters.normalise._errors import NormaliseError
 from adapters.normalise._text import halfwidth
@@ -35,7 +33,9 @@ def identity_check_char(first17: str) -> str:
     """The GB 11643 check character for the first 17 digits."""
     if len(first17) != 17 or not _DIGITS.issuperset(first17):
         raise ValueError(f"need 17 digits, got {first17!r}")
-    return _ID_CHECK[sum(map(mul, map(int, first17), _ID_WEIGHTS)) % 11]
+    # the weights are 2^(18-i) mod 11 and 13 is 2 mod 11: the weighted sum is twice the digits
+    # read in base 13, mod 11 (one C call; ``int`` is safe here, every character is 0-9)
+    return _ID_CHECK[2 * int(first17, 13) % 11]
 
 
 _MONTH_DAYS = frozenset(f"{m:02d}{d:02d}" for m in range(1, 13) for d in range(1, 32)
@@ -111,15 +111,29 @@ def normalise_identity_number(value: str) -> str:
     )
 
 
-_UNUSUAL = re.compile("[^0-9X\x00]")  # anything but digits, X and the separator
-
-
 def _identity_block(values: list[str]) -> list[str | None]:
-    """For the mapping engine's block path: 18-character values of digits and X are final;
-    None marks the values :func:`normalise_identity_number` must look at."""
-    if _UNUSUAL.search("\x00".join(values)) is not None:
+    """For the mapping engine's block path: values of digits (and X) are settled here, 18
+    characters as they are, 15 digits upgraded; None marks the values
+    :func:`normalise_identity_number` must look at (and name the error of)."""
+    joined = "".join(values)
+    digits = joined.replace("X", "")
+    if digits and not (digits.isascii() and digits.isdigit()):
         return [None] * len(values)
-    return [v if n == 18 else None for v, n in zip(values, map(len, values), strict=True)]
+    lengths = set(map(len, values))
+    if lengths == {18}:
+        return list(values)
+    return [v if n == 18 else _upgraded(v) if n == 15 else None for v, n in zip(values, map(len, values), strict=True)]
+
+
+def _upgraded(old: str) -> str | None:
+    """:func:`upgrade_identity_number` of 15 ASCII characters of digits and X, or None where it
+    would raise (an X, no valid birth date)."""
+    if "X" in old:
+        return None
+    first17 = old[:6] + "19" + old[6:]
+    if not _birth_date_ok(first17[6:14]):
+        return None
+    return first17 + _ID_CHECK[2 * int(first17, 13) % 11]
 
 
 normalise_identity_number.block = _identity_block  # type: ignore[attr-defined]

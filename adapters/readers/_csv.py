@@ -112,9 +112,10 @@ class CsvSource:
     def blocks(self, size: int) -> Iterator[Block]:
         """Rows a block of lines at a time.
 
-        A block of lines without the quote character (nor a NUL) is, by the CSV grammar, just
-        lines split on the delimiter: that is done in C (``str.split`` mapped over the lines),
-        several times faster than the csv module. A block with a quote goes through the csv
+        A block of lines without the quote character is, by the CSV grammar, just lines split
+        on the delimiter (a NUL is an ordinary character to the csv module since Python 3.11):
+        that is done in C (``str.split`` mapped over the lines), several times faster than the
+        csv module. A block with a quote goes through the csv
         module, which may read on past the block to finish a quoted field that spans lines.
         Row numbers are line numbers either way.
         """
@@ -130,7 +131,7 @@ class CsvSource:
                     return
                 joined = "".join(lines)
                 numbers: Sequence[int]
-                if quote not in joined and "\x00" not in joined:
+                if quote not in joined:
                     # every line exactly `width` cells (no empty line, no ragged row): one split
                     # of the whole block into a flat list of cells, in C
                     counts = list(map(str.count, lines, repeat(delimiter)))

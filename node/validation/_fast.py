@@ -1,11 +1,16 @@
-"""The fast engine: the shapes compiled once into one Python function per type.
+"""The fast engine: the shapes compiled once into Python functions per type.
 
-The generated function handles the common case (a flat record whose values
-are strings or null, every key known) with straight-line code: no graph, no
-per-record allocation beyond the result list. Anything else (arrays, numbers,
-objects, unknown keys, a non-string id) goes to the general evaluator
-(``_generic``), which has the reference engine's semantics. The two engines'
-agreement is proven by tests over every example and over generated records.
+``full`` handles a flat record whose values are strings or null, every key
+known, with straight-line code: no graph, no per-record allocation beyond the
+result list. Anything else (arrays, numbers, objects, unknown keys, a non-string
+id) goes to the general evaluator (``_generic``), which has the reference
+engine's semantics. ``check``, the entry point, first tries the common case of
+all, a record that breaks no rule, in one pass that stops at the first doubt
+(value rules behind per-value memos, the SPARQL natives inlined, the id pattern
+matched on the id itself), and hands anything else to ``full``;
+``check_columns`` is the same pass over records given column by column. The two
+engines' agreement is proven by tests over every example and over generated
+records, and ``check``'s and ``full``'s by tests of their own.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 import datetime
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 from urllib.parse import quote
 
@@ -23,8 +29,15 @@ from rdflib import Literal, URIRef
 
 from node.errors import StandardError
 from node.standard.model import RECORD_BASE, XSD, RecordType, Rule, Standard, ValueShape
-from node.validation._generic import GenericEvaluator, _min_inclusive_ok, _value_rule_ok, datatype_ok
-from node.validation._native import NATIVE_SPARQL_STR
+from node.validation._generic import (
+    GenericEvaluator,
+    _closed_rule,
+    _min_inclusive_ok,
+    _value_rule_ok,
+    datatype_ok,
+)
+from node.validation._native import NATIVE_FACTS, NATIVE_INLINE_ENV, NATIVE_SPARQL_INLINE, NATIVE_SPARQL_STR
+from node.validation._terms import json_values
 
 __all__ = ["compile_type", "CompiledType"]
 
@@ -86,16 +99,27 @@ def _lexical_checker(dt: str) -> Callable[[str], bool]:
 class CompiledType:
     """One record type, compiled: ``check(record) -> list[Rule]`` of the rules it breaks."""
 
-    def __init__(self, rt: RecordType, check: Callable[[dict[str, Any]], list[Rule]], source: str) -> None:
+    def __init__(self, rt: RecordType, check: Callable[[dict[str, Any]], list[Rule]], source: str,
+                 full: Callable[[dict[str, Any]], list[Rule]] | None = None,
+                 check_columns: Callable[[Sequence[Any], Mapping[str, Sequence[Any]]], list[int]] | None = None,
+                 ) -> None:  # fmt: skip
         self.rt = rt
         self.check = check
         self.source = source
+        #: every rule evaluated, no shortcut (``check`` gives the same list; tests compare the two)
+        self.full = full or check
+        #: ``check_columns(ids, {key: column})``: the positions of the records (given column by column,
+        #: None where a record lacks a key; every key one the type has, none of type/@type) for which
+        #: ``check`` would not return ``[]``, and of every record with a value that is not a string
+        #: (``check`` asks ``full`` about those). None when some rule needs the record as a dict.
+        self.check_columns = check_columns
 
 
 class _Gen:
     def __init__(self) -> None:
         self.env: dict[str, Any] = {}
         self.lines: list[str] = []
+        self.helpers: list[str] = []  # module-level helper functions, emitted before the others
         self._n = 0
 
     def const(self, value: Any, prefix: str = "C") -> str:
@@ -174,24 +198,66 @@ def _rule_cond(g: _Gen, rule: Rule, coerced: str | None) -> str:
     return _value_cond(g, k, rule.param, coerced)
 
 
+_CONTEXT_SENSITIVE = re.compile(r"\^|\\[AbBgZz0-9]|\\$|\(\?<|\(\?P=|\(\?\(|\(\?[a-zA-Z]")
+
+
+def _id_pattern_on_value(pattern: str) -> re.Pattern[str] | None:
+    """A pattern on the record IRI that begins ``^`` + the escaped record base, turned into one
+    that matches the id ``v`` itself exactly when ``SAFE_ID`` matches ``v`` and the original
+    matches ``BASE + v`` (the IRI of a safe id): the base is a literal the IRI starts with, so
+    what follows it must match the id. None when the rest could see the base or the string's
+    start (anchors, word boundaries, lookbehinds, back references, inline flags)."""
+    head = "^" + re.escape(RECORD_BASE)
+    if not pattern.startswith(head):
+        return None
+    rest = pattern[len(head):]
+    if _CONTEXT_SENSITIVE.search(rest):
+        return None
+    try:
+        return re.compile(r"(?=[A-Za-z0-9._~-]+\Z)(?:" + rest + ")")
+    except re.error:
+        return None
+
+
+def _memo_worthy(conds: list[str]) -> bool:
+    """Whether a key's value rules are worth a per-value memo: they parse a typed literal (a date,
+    a decimal) or test a code list compiled to a pattern. Such values repeat (a few thousand
+    dates or division codes in a million records); free text and identity numbers do not, and
+    their rules (lengths, a short pattern) cost less than a memo that never answers."""
+    return any(_MEMO_WORTHY.search(c) for c in conds)
+
+
+_MEMO_WORTHY = re.compile(r"\b(DT|PM|M)[0-9]+\(")
+
+
 def compile_type(std: Standard, rt: RecordType) -> CompiledType:
+    """The generated functions: ``full(rec)`` evaluates every rule and lists the broken ones;
+    ``check(rec)`` is the one used: it settles the common case (a flat record of strings that
+    breaks no rule) with one pass that stops at the first doubt, and hands anything else to
+    ``full``. Every condition in ``check`` is one of ``full``'s, so ``check`` returns ``[]``
+    exactly when ``full`` would. ``check_columns(ids, columns)``, when every rule can be said
+    without the record as a dict, runs ``check``'s pass over columns and names the records
+    it does not pass (see :class:`CompiledType`)."""
     all_keys = std.keys
     datatypes = std.coercions
     generic = GenericEvaluator(rt, all_keys, datatypes)
     g = _Gen()
-    g.env.update(GEN=generic.evaluate, BASE=RECORD_BASE, SAFE_ID=_SAFE_ID, quote=quote)
+    g.env.update(GEN=generic.evaluate, BASE=RECORD_BASE, SAFE_ID=_SAFE_ID, quote=quote, LIMIT=_MEMO_LIMIT)
+    g.env.update(NATIVE_INLINE_ENV)
     allowed = frozenset(rt.keys) | {"id", "type", "@type"}
     g.env["ALLOWED"] = allowed
 
-    g.emit(0, "def check(rec):")
+    g.env["UNKNOWN"] = _unknown_keys(rt, all_keys, generic.evaluate, allowed)
+    g.emit(0, "def full(rec):")
     g.emit(1, "if not (rec.keys() <= ALLOWED):")
-    g.emit(2, "return GEN(rec)")
+    g.emit(2, "return UNKNOWN(rec, full)")
     g.emit(1, "out = []")
     # the record node itself (rules with no path): the id
     g.emit(1, "v = rec.get('id')")
     g.emit(1, "if v.__class__ is not str:")
     g.emit(2, "return GEN(rec)")
     g.emit(1, "iri = BASE + v if SAFE_ID.match(v) else BASE + quote(v, safe='')")
+    id_conds: list[str] = ["SAFE_ID.match(v) is not None"]  # for check(): a safe id's IRI is BASE + v
     for rule in rt.rules:
         if rule.path is not None or rule.kind == "Closed":
             continue
@@ -199,13 +265,22 @@ def compile_type(std: Standard, rt: RecordType) -> CompiledType:
         if rule.kind == "NodeKind":
             if rule.param not in ("IRI", "BlankNodeOrIRI", "IRIOrLiteral"):
                 g.emit(1, f"out.append({rc})")
+                id_conds.append("False")
         elif rule.kind == "Pattern":
-            g.emit(1, f"if {g.const(re.compile(rule.param), 'P')}.search(iri) is None:")
+            pc = g.const(re.compile(rule.param), "P")
+            g.emit(1, f"if {pc}.search(iri) is None:")
             g.emit(2, f"out.append({rc})")
+            on_value = _id_pattern_on_value(rule.param)
+            if on_value is None:
+                id_conds.append(f"{pc}.search(BASE + v) is not None")
+            else:  # one match on the id itself, its safety included
+                id_conds.append(f"{g.const(on_value, 'PV')}.match(v) is not None")
+                id_conds[0] = "True"
         else:
-            vr = g.const(_value_rule_ok, "VR")
-            g.emit(1, f"if not {vr}({rule.kind!r}, {rc}.param, {g.const(URIRef, 'U')}(iri)):")
+            vr, uc = g.const(_value_rule_ok, "VR"), g.const(URIRef, "U")
+            g.emit(1, f"if not {vr}({rule.kind!r}, {rc}.param, {uc}(iri)):")
             g.emit(2, f"out.append({rc})")
+            id_conds.append(f"{vr}({rule.kind!r}, {rc}.param, {uc}(BASE + v))")
     # phase 1: every value is a string or null, else the general path
     local = {key: f"v{i}" for i, key in enumerate(rt.keys)}
     for key, var in local.items():
@@ -213,12 +288,15 @@ def compile_type(std: Standard, rt: RecordType) -> CompiledType:
         g.emit(1, f"if {var} is not None and {var}.__class__ is not str:")
         g.emit(2, "return GEN(rec)")
     # phase 2: the rules, straight-line
+    # per key: (key, required, conditions on the value alone, rules that look across keys)
+    clean: list[tuple[str, bool, list[str], list[Rule]]] = []
     for key, var in local.items():
         rules = [r for r in rt.rules if r.path == key]
         coerced = datatypes.get(key)
         missing = [r for r in rules if r.kind == "MinCount" and r.param >= 1]
         checks = [(r, _rule_cond(g, r, coerced)) for r in rules]
         checks = [(r, c) for r, c in checks if c != "True"]
+        clean.append((key, bool(missing), _clean_conds(g, checks), [r for r, _ in checks if r.sparql]))
         if missing:
             g.emit(1, f"if {var} is None:")
             for r in missing:
@@ -236,7 +314,189 @@ def compile_type(std: Standard, rt: RecordType) -> CompiledType:
                 g.emit(2, f"if not ({cond}):")
                 g.emit(3, f"out.append({g.const(r, 'R')})")
     g.emit(1, "return out")
-    source = "\n".join(g.lines) + "\n"
+    g.emit(0, "")
+    # the common case: stop at the first doubt and let full() say what is wrong
+    g.emit(0, "def check(rec):")
+    g.emit(1, "if not (rec.keys() <= ALLOWED):")
+    g.emit(2, "return full(rec)")
+    g.emit(1, "v = rec.get('id')")
+    gets = [f"{var} = rec.get({key!r})" for key, var in local.items()]
+    columnar = all(NATIVE_SPARQL_INLINE.get(r.kind) is not None for *_, rules in clean for r in rules)
+    if columnar:
+        # An integer in a key with a coerced datatype is the same literal as its decimal digits
+        # as a string (``_terms.scalar_lexical``): the string path, rather than the general one.
+        # Only when every rule reads the local variables, never ``rec``.
+        for key, var in local.items():
+            if key in datatypes:
+                gets.append(f"if {var}.__class__ is int and {-(1 << 63)} <= {var} < {1 << 64}: {var} = str({var})")
+    _emit_clean(g, 1, ["return full(rec)"], id_conds, gets, local, clean)
+    g.emit(1, "return []")
+    g.emit(0, "")
+    # the same over records given column by column, when every rule can be said without ``rec``
+    if columnar:
+        g.env["NONE"] = repeat(None)
+        g.emit(0, "def check_columns(ids, cols):")
+        g.emit(1, "bad = []")
+        g.emit(1, "i = -1")
+        columns = ", ".join(["ids", *(f"cols.get({key!r}) or NONE" for key in local)])
+        g.emit(1, f"for {', '.join(['v', *local.values()])} in zip({columns}):")
+        g.emit(2, "i += 1")
+        _emit_clean(g, 2, ["bad.append(i)", "continue"], id_conds, [], local, clean)
+        g.emit(1, "return bad")
+    source = "\n".join(g.helpers + g.lines) + "\n"
     namespace = dict(g.env)
     exec(compile(source, f"<shulian fast validator {rt.name}>", "exec"), namespace)  # noqa: S102
-    return CompiledType(rt, namespace["check"], source)
+    return CompiledType(rt, namespace["check"], source, namespace["full"], namespace.get("check_columns"))
+
+
+def _emit_clean(g: _Gen, indent: int, fail: list[str], id_conds: list[str], gets: list[str], local: dict[str, str],
+                clean: list[tuple[str, bool, list[str], list[Rule]]]) -> None:  # fmt: skip
+    """The tests of a clean record, each followed by ``fail`` where it does not hold: the id (in
+    ``v``), ``gets`` (binding each key's variable), each key's value, then the rules across keys."""
+
+    def test(condition: str) -> None:
+        g.emit(indent, f"if {condition}:")
+        for line in fail:
+            g.emit(indent + 1, line)
+
+    test(f"v.__class__ is not str or not ({' and '.join(f'({c})' for c in id_conds)})")
+    for line in gets:  # every key a str or None before any rule looks across keys
+        g.emit(indent, line)
+    for key, required, value_conds, _ in clean:
+        conds = " and ".join(f"({c})" for c in value_conds) if value_conds else "True"
+        g.emit(indent, f"v = {local[key]}")
+        if required:
+            test(f"v.__class__ is not str or not ({conds})")
+        else:
+            test(f"v is not None and (v.__class__ is not str or not ({conds}))")
+    facts = _Facts()
+    broken: list[tuple[str, bool, str]] = []
+    for key, required, _, record_rules in clean:
+        if record_rules:
+            names = _KeyNames(local, local[key], facts)
+            broken.append((local[key], required, " or ".join(f"({_native_broken(g, r, names)})" for r in record_rules)))
+    for line in facts.assignments():
+        g.emit(indent, line)
+    for var, required, condition in broken:
+        g.emit(indent, f"v = {var}")
+        test(condition if required else f"v is not None and ({condition})")
+
+
+_PLAIN_SCALARS = (str, bool, float)
+
+
+def _unknown_keys(rt: RecordType, all_keys: dict[str, str], general: Callable[[dict[str, Any]], list[Rule]],
+                  allowed: frozenset[str]) -> Callable[[dict[str, Any], Callable[[dict[str, Any]], list[Rule]]], list[Rule]]:  # fmt: skip
+    """What ``full`` does with a record that has keys its type does not: the general evaluator's
+    verdict, without its cost when the extra keys are plain. A key no type declares maps to its
+    own undeclared predicate (``_terms``), which only ``sh:closed`` looks at: the record is its
+    known keys (evaluated as usual) plus a Closed result for each extra key with a value (null
+    and empty arrays make no triple, so no result). Anything else (a key another type declares,
+    a value that is not a plain scalar or a flat list of them, a key that is not valid Unicode)
+    goes to the general evaluator."""
+    closed = next((r for r in rt.rules if r.kind == "Closed"), None)
+
+    def scalar(value: Any) -> bool:
+        cls = value.__class__
+        if cls in _PLAIN_SCALARS or value is None:
+            return True
+        return cls is int and bool(-(1 << 63) <= value < (1 << 64))
+
+    def plain(value: Any) -> bool:
+        return all(map(scalar, value)) if value.__class__ is list else scalar(value)
+
+    def unknown(rec: dict[str, Any], full: Callable[[dict[str, Any]], list[Rule]]) -> list[Rule]:
+        extra: list[Rule] = []
+        for key, value in rec.items():
+            if key in allowed:
+                continue
+            if key in all_keys or not plain(value) or not _utf8(key):
+                return general(rec)
+            if closed is not None and json_values(value):
+                extra.append(_closed_rule(closed, key))
+        return full({k: v for k, v in rec.items() if k in allowed}) + extra
+
+    return unknown
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean_conds(g: _Gen, checks: list[tuple[Rule, str]]) -> list[str]:
+    """The conditions (over ``v``, a str) under which a key's value breaks none of its rules on
+    the value alone; when worth it (``_memo_worthy``), behind a memo of the values known to pass
+    them (a bounded set, filled by a generated ``LEARN`` function). Rules that look across keys
+    (SPARQL natives) are not here: ``check`` tests them once every key's type is known."""
+    value_conds = [c for r, c in checks if not r.sparql]
+    if value_conds and _memo_worthy(value_conds):
+        known = g.const(set(), "OK")
+        learn = g.const(None, "LEARN")  # defined by the helper below, in the same namespace
+        g.helpers += [
+            f"def {learn}(v):",
+            f"    if {' and '.join(f'({c})' for c in value_conds)}:",
+            f"        if len({known}) < LIMIT:",
+            f"            {known}.add(v)",
+            "        return True",
+            "    return False",
+            "",
+        ]
+        value_conds = [f"v in {known} or {learn}(v)"]
+    return value_conds
+
+
+class _Var:
+    """A key's local variable in a native's inline template: ``{key}`` is its name, ``{key:fact}``
+    the name of a boolean computed once per record (``_Facts``)."""
+
+    def __init__(self, var: str | None, facts: _Facts) -> None:
+        self.var = var
+        self.facts = facts
+
+    def __format__(self, spec: str) -> str:
+        if not spec:
+            return self.var or "None"
+        return self.facts.name(self.var, spec)
+
+
+class _Facts:
+    """The per-record booleans the inline templates share, in order of first use."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, str], str] = {}
+
+    def name(self, var: str | None, fact: str) -> str:
+        if var is None:  # a key the record type does not have: never a str
+            return "False"
+        key = (var, fact)
+        if key not in self.by_key:
+            self.by_key[key] = f"{fact.upper()}_{var}"
+        return self.by_key[key]
+
+    def assignments(self) -> list[str]:
+        return [f"{name} = {var} is not None and {NATIVE_FACTS[fact].format(var)}"
+                for (var, fact), name in self.by_key.items()]  # fmt: skip
+
+
+class _KeyNames(dict[str, _Var]):
+    """``{key}`` in a template -> that key's variable; a key the record type does not have -> None."""
+
+    def __init__(self, local: dict[str, str], own: str, facts: _Facts) -> None:
+        super().__init__({k: _Var(var, facts) for k, var in local.items()})
+        self["self"] = _Var(own, facts)
+        self.facts = facts
+
+    def __missing__(self, key: str) -> _Var:
+        return _Var(None, self.facts)
+
+
+def _native_broken(g: _Gen, rule: Rule, names: _KeyNames) -> str:
+    """An expression True when a SPARQL native is violated: inline when it has a template."""
+    template = NATIVE_SPARQL_INLINE.get(rule.kind)
+    if template is not None:
+        return template.format_map(names)
+    return f"{g.const(NATIVE_SPARQL_STR[rule.kind], 'NS')}(v, rec)"

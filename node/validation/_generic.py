@@ -29,11 +29,14 @@ def _is_string_value(term: Any) -> bool:
     return isinstance(term, Literal) and isinstance(term.value, str)
 
 
+_uri = lru_cache(maxsize=256)(URIRef)  # a datatype IRI, made once
+
+
 def datatype_ok(term: Any, dt: str) -> bool:
     """pySHACL's DatatypeConstraintComponent for one value node."""
     if not isinstance(term, Literal):
         return False
-    dtype = URIRef(dt)
+    dtype = _uri(dt)
     datatype = term.datatype
     if datatype == dtype:
         if getattr(term, "ill_typed", None) is True:
@@ -44,22 +47,26 @@ def datatype_ok(term: Any, dt: str) -> bool:
     return False
 
 
+_XSD_INTEGER, _XSD_DECIMAL, _XSD_BOOLEAN, _XSD_DATE = XSD.integer, XSD.decimal, XSD.boolean, XSD.date
+_XSD_DOUBLE, _XSD_FLOAT = XSD.double, XSD.float  # (an attribute of XSD makes a new URIRef each time)
+
+
 def _actual(term: Literal, dtype: URIRef) -> bool:
     import datetime
     from decimal import Decimal
 
     value = term.value
-    if dtype == XSD.string:
+    if dtype == XSD_STRING:
         return isinstance(value, (str, bytes))
-    if dtype == XSD.integer:
+    if dtype == _XSD_INTEGER:
         return isinstance(value, int)
-    if dtype == XSD.decimal:
+    if dtype == _XSD_DECIMAL:
         return isinstance(value, Decimal)
-    if dtype == XSD.boolean:
+    if dtype == _XSD_BOOLEAN:
         return isinstance(value, bool)
-    if dtype == XSD.date:
+    if dtype == _XSD_DATE:
         return isinstance(value, datetime.date)
-    if dtype == XSD.double or dtype == XSD.float:
+    if dtype == _XSD_DOUBLE or dtype == _XSD_FLOAT:
         return isinstance(value, float)
     return True
 
@@ -103,8 +110,24 @@ def _value_rule_ok(kind: str, param: Any, term: Any) -> bool:
         s = _lexical(term)
         return bool(rx.match(s) or rx.search(s))
     if kind == "In":
+        if isinstance(term, Literal) and not term.language:
+            plain, others = _in_index(param)
+            if (str(term), str(term.datatype or XSD_STRING)) in plain:
+                return True
+            return any(_same_term(term, x) for x in others)
         return any(_same_term(term, x) for x in param)
     raise StandardError(f"value rule {kind} not implemented")
+
+
+@lru_cache(maxsize=1024)
+def _in_index(param: tuple[Any, ...]) -> tuple[frozenset[tuple[str, str]], tuple[Any, ...]]:
+    """An ``sh:in`` list for a literal without a language tag: the (lexical form, datatype) of its
+    literals without one (what :func:`_same_term` compares such a pair by), and the other members."""
+    plain = frozenset(
+        (str(x), str(x.datatype or XSD_STRING)) for x in param if isinstance(x, Literal) and not x.language
+    )
+    others = tuple(x for x in param if not (isinstance(x, Literal) and not x.language))
+    return plain, others
 
 
 def _same_term(a: Any, b: Any) -> bool:

@@ -17,6 +17,10 @@ from typing import Any
 
 __all__ = [
     "NATIVE_SPARQL",
+    "NATIVE_SPARQL_STR",
+    "NATIVE_SPARQL_INLINE",
+    "NATIVE_INLINE_ENV",
+    "NATIVE_FACTS",
     "gb11643_check_char",
     "gb32100_check_char",
     "gb11643_ok",
@@ -60,6 +64,13 @@ def gb32100_check_char(first17: str) -> str:
     return CC_ALPHABET[(31 - s % 31) % 31]
 
 
+def _gb11643_digits_check(v: str) -> str:
+    """The check character of a value whose first 17 characters are ASCII digits (``ID_RE``
+    matched; ``int`` would accept other text). The weights are 2^(18-i) mod 11 and 13 is 2 mod
+    11, so the weighted sum is 2 * (the 17 digits read in base 13) mod 11: one C call."""
+    return _ID_CHECK[2 * int(v[:17], 13) % 11]
+
+
 def gb11643_ok(v: str) -> bool:
     """``v`` has the 18-character form and a correct check character."""
     return ID_RE.match(v) is not None and gb11643_check_char(v[:17]) == v[17]
@@ -90,7 +101,7 @@ def _holder(value: Term, node: Mapping[str, Sequence[Term]]) -> bool:
     is_cc = CC_RE.match(v) is not None
     if not (is_id or is_cc):
         return False
-    ok_id = is_id and gb11643_check_char(v[:17]) == v[17]
+    ok_id = is_id and _gb11643_digits_check(v) == v[17]
     ok_cc = is_cc and gb32100_check_char(v[:17]) == v[17]
     return not ok_id and not ok_cc
 
@@ -145,7 +156,7 @@ NATIVE_SPARQL: dict[str, Callable[[Term, Mapping[str, Sequence[Term]]], bool]] =
 
 
 def _gb11643_str(v: str, rec: Mapping[str, Any]) -> bool:
-    return ID_RE.match(v) is not None and gb11643_check_char(v) != v[17]
+    return ID_RE.match(v) is not None and _gb11643_digits_check(v) != v[17]
 
 
 def _gb32100_str(v: str, rec: Mapping[str, Any]) -> bool:
@@ -183,4 +194,40 @@ NATIVE_SPARQL_STR: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {
     "BirthDateMatchesId": _birth_date_str,
     "SexMatchesId": _sex_parity_str,
     "ValidFromBeforeUntil": _valid_from_before_until_str,
+}
+
+
+# --- the same again as Python expressions, inlined by the fast engine's common-case function.
+# Each is True when the constraint is violated. ``v`` is the value (a str). ``{key}`` stands for
+# the local variable holding another key's value, a str or None there (the generated code has
+# checked every key's type first; a key the record type does not have is None), and ``{self}``
+# for the constrained key's own. ``{key:fact}`` is a boolean computed once per record for every
+# template that uses it: the key's value is a str and FACTS[fact] (over ``{}``) holds for it.
+# Names come from NATIVE_INLINE_ENV. tests/validation compares these with the functions above.
+
+NATIVE_INLINE_ENV: dict[str, Any] = {
+    "ID_MATCH": ID_RE.match,
+    "CC_MATCH": CC_RE.match,
+    "DATE_MATCH": DATE_RE.match,
+    "ID_CHECK": _gb11643_digits_check,
+    "CC_CHECK_CHAR": gb32100_check_char,
+    "HOLDER": _holder_str,
+    "ODD_DIGITS": frozenset("13579"),
+}
+
+NATIVE_FACTS: dict[str, str] = {
+    "id": "ID_MATCH({}) is not None",  # the 18-character identity number form
+    "cc": "CC_MATCH({}) is not None",  # the credit code form
+    "date": "DATE_MATCH({}) is not None",  # YYYY-MM-DD
+}
+
+NATIVE_SPARQL_INLINE: dict[str, str] = {
+    "GB11643Check": "{self:id} and ID_CHECK(v) != v[17]",
+    "GB32100Check": "{self:cc} and CC_CHECK_CHAR(v) != v[17]",
+    "HolderCheck": "HOLDER(v, None)",
+    "BirthDateMatchesId": "{identityNumber:id} and {identityNumber}[6:14] != v.replace('-', '')",
+    "SexMatchesId": (
+        "(v == '1' or v == '2') and {identityNumber:id} and ({identityNumber}[16] in ODD_DIGITS) != (v == '1')"
+    ),
+    "ValidFromBeforeUntil": "{validUntil:date} and {self:date} and v >= {validUntil}",
 }

@@ -105,7 +105,8 @@ def test_results_stay_right_after_a_useless_memo_is_dropped(division_index: Divi
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.sampled_from(["a", "b", "", " ", '"', ",", "\n", "\r\n", "x,y", '"q,""r"""', "张"]), max_size=60),
+@given(st.lists(st.sampled_from(["a", "b", "", " ", '"', ",", "\n", "\r\n", "x,y", '"q,""r"""', "张", "\x00"]),
+                max_size=60),
        st.integers(min_value=1, max_value=7))  # fmt: skip
 def test_csv_blocks_equal_csv_module_rows(pieces: list[str], size: int) -> None:
     body = "".join(pieces)
@@ -185,3 +186,44 @@ def test_xlsx_and_sql_rows_are_transposed_safely(tmp_path: Path, division_index:
     src.close()
     assert [n for b in blocks for n in b[0]] == [2, 3, 4, 5, 6]
     assert blocks[0][1][0][1] == 'a "quoted", name'
+
+
+class _DictsOnly:
+    """The validator without its column check: every record is made and validated as a dict."""
+
+    def __init__(self, validator: Any) -> None:
+        self.validate_many = validator.validate_many
+        self.validate = validator.validate
+
+
+CHECKED_CELLS = {
+    "sfzh": [ident(1), ident(2), ident(3), ident(2)[:-1] + "0", ident(4)[:-1] + "5", "110105491231002", "123", "", "无"],
+    "xm": ["张三", "李四", "ＡＢＣ", "", "x" * 60, 'a"b\\c'],
+    "xb": ["男", "女", "M", "X", "", "男性"],
+    "csrq": ["1980-01-01", "19800102", "1981年1月3日", "1980/1/4", "1980-02-30", "", "２０２０．０１．０２"],
+    "hjdz": ["北京市朝阳区建国路1号", "河北省石家庄市正定县", "正定县", "火星", "北京市 朝阳区", "北京市", ""],
+}  # fmt: skip
+checked_rows = st.lists(st.tuples(*(st.sampled_from(CHECKED_CELLS[c]) for c in COLUMNS)), min_size=1, max_size=60)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=checked_rows)
+def test_records_checked_column_by_column_are_written_as_validated_dicts(
+    tmp_path_factory: pytest.TempPathFactory, validator: Any, divisions_from_standard: Any, rows: list[tuple[str, ...]]
+) -> None:
+    """The engine's validated path that checks the complete rows' columns without making records
+    (``Validator.unclear_rows``) writes the same files as validating every record as a dict."""
+    from adapters.engine import run_mapping
+
+    tmp = tmp_path_factory.mktemp("checked")
+    buf = io.StringIO()
+    csv.writer(buf).writerows([COLUMNS, *rows])
+    src = tmp / "in.csv"
+    src.write_text(buf.getvalue(), encoding="utf-8")
+    mapping = parse_mapping({**MAPPING, "id": {"hash": ["identityNumber"], "prefix": "p-", "duplicates": "keep"}})
+    files = []
+    for v in (validator, _DictsOnly(validator)):
+        out, rej = tmp / f"out-{len(files)}.jsonl", tmp / f"rej-{len(files)}.csv"
+        report = run_mapping(mapping, str(src), out, rej, validator=v, divisions=divisions_from_standard)
+        files.append((out.read_bytes(), rej.read_bytes(), report.rows_out, report.rows_rejected, report.warnings))
+    assert files[0] == files[1]

@@ -319,3 +319,14 @@ def test_a_sql_source_maps_like_a_file(tmp_path: Path) -> None:
     rejects = read_rejects(tmp_path / "r.csv")
     assert [(r["row"], r["constraint"]) for r in rejects] == [("3", "duplicate-id"), ("4", "missing"), ("4", "crosswalk")]
     assert report.source["format"] == "sql" and report.balanced and report.rows_in == 4
+
+
+def test_no_worker_by_default_for_a_validator_that_checks_columns(tmp_path: Path, validator: Any) -> None:
+    """The fast validator checks mapped columns in-process for less than feeding a worker costs."""
+    from adapters.engine import auto_workers
+
+    big = tmp_path / "big.csv"
+    with big.open("wb") as fh:
+        fh.truncate(64 << 20)
+    assert auto_workers(str(big), validator) == 0
+    assert auto_workers(str(tmp_path / "missing.csv")) == 0
