@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -30,6 +31,7 @@ __all__ = [
     "RECORDS_QUARANTINED",
     "EvidenceEntry",
     "entry_hash",
+    "entry_hash_encoded",
     "canonical",
 ]
 
@@ -47,7 +49,39 @@ RECORDS_RECEIVED = "records.received"
 RECORDS_QUARANTINED = "records.quarantined"
 
 
+def _plain(value: Any) -> bool:
+    """Only dicts with string keys, lists, strings, integers, booleans and None (exact types)?"""
+    stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        v = pop()
+        cls = v.__class__
+        if cls is str or cls is int or cls is bool or v is None:
+            continue
+        if cls is dict:
+            for k, item in v.items():
+                if k.__class__ is not str:
+                    return False
+                push(item)
+        elif cls is list:
+            extend(v)
+        else:  # a float, a tuple, a subclass ...: the stdlib encoder decides
+            return False
+    return True
+
+
 def canonical(value: Any) -> bytes:
+    """The canonical JSON of ``value``: sorted keys, no spaces, UTF-8 (the stdlib encoder's bytes).
+
+    Values made only of dicts, lists, strings, integers, booleans and None are encoded by
+    orjson, whose output for them is byte for byte the stdlib's (escapes included); floats
+    (spelled differently by the two) and anything else take the stdlib encoder.
+    """
+    if _plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer beyond 64 bits, nesting beyond orjson's limit, a lone surrogate
+            pass
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
 
@@ -59,6 +93,20 @@ def entry_hash(*, seq: int, time: str, kind: str, actor: str, details: Mapping[s
         "seq": seq, "time": time, "kind": kind, "actor": actor, "details": details,
         "prev_hash": prev_hash, "key_id": key_id,
     })).hexdigest()
+
+
+def entry_hash_encoded(*, seq: int, time: str, kind: str, actor: str, details_json: bytes, prev_hash: str,
+                       key_id: str) -> str:
+    """:func:`entry_hash` with the details already encoded (``details_json`` = ``canonical(details)``).
+
+    The canonical JSON of the entry is put together around the details' bytes: the
+    same bytes :func:`canonical` writes for the whole entry (keys in sorted order), so
+    the same hash, without encoding large details twice.
+    """
+    return hashlib.sha256(b"".join((
+        b'{"actor":', canonical(actor), b',"details":', details_json, b',"key_id":', canonical(key_id),
+        b',"kind":', canonical(kind), b',"prev_hash":', canonical(prev_hash), b',"seq":', canonical(seq),
+        b',"time":', canonical(time), b"}"))).hexdigest()
 
 
 def now_iso() -> str:

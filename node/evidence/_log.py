@@ -12,7 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from node.errors import InputError
-from node.evidence._entry import GENESIS_HASH, KIND_RE, EvidenceEntry, canonical, entry_hash, now_iso
+from node.evidence._entry import GENESIS_HASH, KIND_RE, EvidenceEntry, canonical, entry_hash_encoded, now_iso
 from node.evidence._verify import VerifyReport, verify_entries
 from node.pki import key_id
 from node.store import Store
@@ -57,7 +57,7 @@ class EvidenceLog:
         """Append several entries in one transaction (one fsync)."""
         if self._key is None:
             raise InputError("the evidence log was opened without the node's signing key: it cannot append")
-        prepared: list[tuple[str, str, dict[str, Any]]] = []
+        prepared: list[tuple[str, str, dict[str, Any], bytes]] = []
         for kind, actor, details in items:
             if not isinstance(kind, str) or not KIND_RE.match(kind):
                 raise InputError(f"bad evidence kind {kind!r}: use dotted lower-case names like 'access.granted'")
@@ -65,10 +65,10 @@ class EvidenceLog:
                 raise InputError("an evidence entry needs an actor")
             body = dict(details or {})
             try:
-                canonical(body)
+                encoded = canonical(body)  # encoded once: for the hash and for the row
             except (TypeError, ValueError) as exc:
                 raise InputError(f"evidence details for {kind} are not JSON-serialisable ({exc})") from exc
-            prepared.append((kind, actor, body))
+            prepared.append((kind, actor, body, encoded))
         if not prepared:
             return []
         out: list[EvidenceEntry] = []
@@ -76,15 +76,15 @@ class EvidenceLog:
             last = conn.execute("SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last[0], last[1]) if last else (0, GENESIS_HASH)
             rows: list[tuple[Any, ...]] = []
-            for kind, actor, body in prepared:
+            for kind, actor, body, encoded in prepared:
                 seq += 1
                 time = now_iso()
-                digest = entry_hash(seq=seq, time=time, kind=kind, actor=actor, details=body, prev_hash=prev,
-                                    key_id=self._key_id)
+                digest = entry_hash_encoded(seq=seq, time=time, kind=kind, actor=actor, details_json=encoded,
+                                            prev_hash=prev, key_id=self._key_id)
                 signature = base64.b64encode(self._key.sign(bytes.fromhex(digest))).decode("ascii")
                 entry = EvidenceEntry(seq=seq, time=time, kind=kind, actor=actor, details=body, prev_hash=prev,
                                       hash=digest, key_id=self._key_id, signature=signature)
-                rows.append((seq, time, kind, actor, canonical(body).decode("utf-8"), prev, digest, self._key_id,
+                rows.append((seq, time, kind, actor, encoded.decode("utf-8"), prev, digest, self._key_id,
                              signature))
                 out.append(entry)
                 prev = digest

@@ -39,7 +39,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from node.errors import ConfigError, PolicyDenied
 
@@ -47,7 +47,7 @@ from ._ids import STRUCTURAL_KEYS, local_date, normalise_code, normalise_text
 from .masking import MaskMethod, MaskRule, consumer_hash_key
 from .model import DatasetPolicy, Grant, ResponsibilityList, SharingType
 
-__all__ = ["ReasonCode", "Decision", "decide", "Projector"]
+__all__ = ["ReasonCode", "Decision", "decide", "Projector", "ProjectionPlan", "projection_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,32 @@ class ReasonCode(StrEnum):
 
 
 _NO_MASKS: Mapping[str, MaskRule] = MappingProxyType({})
+
+
+class ProjectionPlan(NamedTuple):
+    """What a decision's projection does, as data: the compiled projector is generated from
+    it, and a faster engine (the C query path) may carry it out instead, byte for byte alike."""
+
+    #: the keys delivered, in output order (``id``, ``type``, then the items sorted); None: every
+    #: key of the record, in its order, but ``withheld``
+    keys: tuple[str, ...] | None
+    withheld: tuple[str, ...]
+    #: (key, rule), sorted by key
+    masks: tuple[tuple[str, MaskRule], ...]
+
+
+def projection_plan(projector: Projector) -> ProjectionPlan | None:
+    """The plan a projector was compiled from (None for any other callable)."""
+    plan = getattr(projector, _PLAN_ATTRIBUTE, None)
+    return plan if isinstance(plan, ProjectionPlan) else None
+
+
+_PLAN_ATTRIBUTE = "shulian_projection_plan"
+
+
+def _plan(items: frozenset[str] | None, withheld: frozenset[str], masks: Mapping[str, MaskRule]) -> ProjectionPlan:
+    keys = None if items is None else (*STRUCTURAL_KEYS, *sorted(items))
+    return ProjectionPlan(keys, tuple(sorted(withheld)), tuple(sorted(masks.items())))
 
 
 @dataclass(frozen=True)
@@ -116,6 +142,12 @@ class Decision:
         if self._projector is None:  # only reached when denied: allowed decisions bind apply itself
             raise self.error()
         return self._projector(record)
+
+    @property
+    def plan(self) -> ProjectionPlan | None:
+        """What :attr:`projector` does, as data (see :class:`ProjectionPlan`): None when denied, or
+        when the projector was not compiled from a plan (then only calling it says what it does)."""
+        return projection_plan(self._projector) if self._projector is not None else None
 
     def apply_many(self, records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
         return map(self.projector, records)
@@ -329,8 +361,7 @@ def _compile(
                 key="policy.hash_key",
             )
         key = consumer_hash_key(hash_key, consumer)
-    keys = None if items is None else (*STRUCTURAL_KEYS, *sorted(items))
-    return _build(keys, tuple(sorted(withheld)), tuple(sorted(masks.items())), key)
+    return _build(*_plan(items, withheld, masks), key)
 
 
 @lru_cache(maxsize=512)
@@ -364,4 +395,5 @@ def _build(
     lines.append("    return o")
     exec(compile("\n".join(lines), "<shulian policy projection>", "exec"), ns)  # noqa: S102 - keys are repr() literals
     project: Projector = ns["project"]
+    setattr(project, _PLAN_ATTRIBUTE, ProjectionPlan(keys, withheld, masks))  # the plan travels with its code
     return project

@@ -29,12 +29,14 @@ Logging context for structured logs: :func:`log_context`, :class:`JsonFormatter`
 from __future__ import annotations
 
 from node.service._access import StoreAccessRequests, file_request, get_request
+from node.service._batch import unpack as unpack_prepared
 from node.service._core import (
     EVIDENCE_ID_LIMIT,
     IngestResult,
     NodeCore,
     PreparedBatch,
     RecordOutcome,
+    StoredBatch,
     id_summary,
 )
 from node.service._logs import (
@@ -45,6 +47,7 @@ from node.service._logs import (
     new_request_id,
     set_log_fields,
 )
+from node.service._prepare_pool import PreparePool
 from node.service._read import (
     DEFAULT_BATCH,
     DELIVERY_FLUSH_RECORDS,
@@ -74,6 +77,9 @@ __all__ = [
     "RecordOutcome",
     "IngestResult",
     "PreparedBatch",
+    "StoredBatch",
+    "PreparePool",
+    "unpack_prepared",
     "id_summary",
     "EVIDENCE_ID_LIMIT",
     "ReadSession",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -19,15 +20,18 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from node.catalog.registry import register_dataset
 from node.config import NodeConfig
-from node.errors import InputError, NotFound, PolicyDenied
+from node.errors import NotFound, PolicyDenied
 from node.evidence import ACCESS_REFUSED, PUSH_ACCEPTED, PUSH_REJECTED, EvidenceLog
 from node.pki import check_peer, key_id, load_certificate, load_signing_key
 from node.policy import Decision, ResponsibilityList, decide
+from node.service._batch import STORED, UNCHANGED, PreparedBatch, RecordOutcome, prepare_records
+from node.service._prepare_pool import PreparePool, Splitter
 from node.service._sources import DirectorySource, PolicySource
-from node.store import RECORD_ID_RE, Store
-from node.validation import Validator, Violation, decode_record, get_validator
+from node.store import Store, content_hash
+from node.validation import Validator, get_validator
 
-__all__ = ["NodeCore", "RecordOutcome", "IngestResult", "PreparedBatch", "id_summary", "EVIDENCE_ID_LIMIT"]
+__all__ = ["NodeCore", "RecordOutcome", "IngestResult", "PreparedBatch", "StoredBatch", "id_summary",
+           "EVIDENCE_ID_LIMIT"]
 
 log = logging.getLogger(__name__)
 
@@ -35,41 +39,39 @@ log = logging.getLogger(__name__)
 EVIDENCE_ID_LIMIT = 1000
 _REJECTED_DETAIL_LIMIT = 100
 
-STORED, UNCHANGED, REJECTED = "stored", "unchanged", "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordOutcome:
-    """What happened to one pushed record."""
-
-    id: str
-    status: str  # stored | unchanged | rejected
-    version: int = 0
-    violations: tuple[Violation, ...] = ()  # the violations (rejected) or warnings (accepted)
-    error: str | None = None  # why the record could not be validated at all
-
-    @property
-    def accepted(self) -> bool:
-        return self.status != REJECTED
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedBatch:
-    """A decoded and validated batch, ready for :meth:`NodeCore.commit`."""
-
-    dataset: str
-    outcomes: list[RecordOutcome | None]  # the rejections, by position; None where the record is good
-    good: list[tuple[str, Mapping[str, Any]]]
-    good_at: list[int]
-    warnings: dict[int, tuple[Violation, ...]]
-
-
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     dataset: str
     outcomes: tuple[RecordOutcome, ...]
     accepted: int
     rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """What :meth:`NodeCore.store_batch` did, compactly: for the good records (in ``prepared.good``
+    order) their ids, versions after the commit and whether each was written (False: unchanged)."""
+
+    prepared: PreparedBatch
+    ids: list[str]
+    versions: list[int]
+    changed: list[bool]
+    rejected: int
+
+    @property
+    def accepted(self) -> int:
+        return len(self.ids)
+
+    def outcomes(self) -> tuple[RecordOutcome, ...]:
+        """One outcome per record of the batch, in its order."""
+        outcomes = list(self.prepared.outcomes)
+        warnings = self.prepared.warnings
+        for i, rid, version, changed in zip(self.prepared.good_at, self.ids, self.versions, self.changed, strict=True):
+            outcomes[i] = RecordOutcome(rid, STORED if changed else UNCHANGED, version, warnings.get(i, ()))
+        return tuple(o for o in outcomes if o is not None)
+
+    def result(self) -> IngestResult:
+        return IngestResult(self.prepared.dataset, self.outcomes(), accepted=self.accepted, rejected=self.rejected)
 
 
 def id_summary(pairs: Sequence[tuple[str, int]], *, limit: int = EVIDENCE_ID_LIMIT) -> dict[str, Any]:
@@ -109,6 +111,8 @@ class NodeCore:
         self.department = cfg.department.code
         self._ca = load_certificate(cfg.tls.ca.read_bytes(), what=str(cfg.tls.ca))
         self._push_sources = frozenset({self.department, *(p.code for p in cfg.peers)})
+        self._pool: PreparePool | None = None
+        self._pool_lock = threading.Lock()
 
     # ---- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -132,6 +136,9 @@ class NodeCore:
         return core
 
     def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -219,67 +226,64 @@ class NodeCore:
         :func:`node.validation.decode_record`) or an already decoded mapping. An empty id
         takes the payload's ``id``. Call :meth:`check_push` first. This is
         :meth:`prepare` then :meth:`commit`; a transport may run the two stages of
-        consecutive batches concurrently (the store's work mostly runs outside the GIL).
+        consecutive batches concurrently, preparing in the helper process of
+        :meth:`prepare_pool` (a second core) while this process stores.
         """
         prepared = self.prepare(dataset_id, records, record_type=record_type)
         return self.commit(source, prepared, via=via, request_id=request_id)
 
     def prepare(self, dataset_id: str, records: Sequence[tuple[str, bytes | str | Mapping[str, Any]]], *,
                 record_type: str | None = None) -> PreparedBatch:
-        """Decode and validate a batch (no store access): the first stage of :meth:`ingest`."""
-        rtype = record_type or self.record_type(dataset_id)
-        validate = self.validator.validate
-        match_id = RECORD_ID_RE.match
-        outcomes: list[RecordOutcome | None] = [None] * len(records)
-        good: list[tuple[str, Mapping[str, Any]]] = []
-        good_at: list[int] = []
-        warnings: dict[int, tuple[Violation, ...]] = {}
-        for i, (rid, payload) in enumerate(records):
-            data: Mapping[str, Any]
-            if isinstance(payload, bytes | str):
-                try:
-                    data = decode_record(payload)
-                except InputError as exc:
-                    outcomes[i] = RecordOutcome(rid, REJECTED, error=f"payload: {exc.message}")
-                    continue
-            else:
-                data = payload
-            inner = data.get("id")
-            if not rid:
-                rid = inner if isinstance(inner, str) else ""
-            if not match_id(rid):
-                outcomes[i] = RecordOutcome(rid, REJECTED, error=f"bad record id {rid!r}: it must match "
-                                            f"{RECORD_ID_RE.pattern}")
-                continue
-            if inner is not None and inner != rid:
-                outcomes[i] = RecordOutcome(rid, REJECTED, error=f"the payload's id {inner!r} differs from the "
-                                            f"record id {rid!r}")
-                continue
-            report = validate(data, rtype)
-            if not report.valid:
-                outcomes[i] = RecordOutcome(rid, REJECTED, violations=report.violations, error=report.error)
-                continue
-            if report.violations:
-                warnings[i] = report.violations
-            good.append((rid, data))
-            good_at.append(i)
-        return PreparedBatch(dataset_id, outcomes, good, good_at, warnings)
+        """Decode, validate and encode a batch (no store access): the first stage of :meth:`ingest`."""
+        return prepare_records(self.validator, dataset_id, record_type or self.record_type(dataset_id), records)
+
+    def prepare_pool(self, warm: Splitter | None = None) -> PreparePool | None:
+        """The helper process that prepares large batches on a second core (started on first use,
+        in the background; ``warm``: a splitter the helper loads before it counts as available);
+        None where it cannot help: one CPU, a validator it cannot rebuild, or a subclass that
+        prepares batches its own way (a helper would bypass that)."""
+        pool = self._pool
+        if pool is None:
+            if type(self).prepare is not NodeCore.prepare or not PreparePool.supported(self.validator):
+                return None
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = PreparePool(self.validator)
+                pool = self._pool
+        pool.start(warm)
+        return pool
 
     def commit(self, source: str, prepared: PreparedBatch, *, via: str = "grpc.push",
                request_id: str | None = None) -> IngestResult:
         """Store a prepared batch's valid records and its evidence in one transaction (durable on return)."""
-        dataset_id, outcomes, good = prepared.dataset, list(prepared.outcomes), prepared.good
-        rejected = [o for o in outcomes if o is not None]
+        return self.store_batch(source, prepared, via=via, request_id=request_id).result()
+
+    def store_batch(self, source: str, prepared: PreparedBatch, *, via: str = "grpc.push",
+                    request_id: str | None = None) -> StoredBatch:
+        """:meth:`commit`, answering compactly (a transport builds its own answer from it)."""
+        dataset_id, good = prepared.dataset, prepared.good
+        rejected = [o for o in prepared.outcomes if o is not None]
         entries: list[tuple[str, str, Mapping[str, Any] | None]] = []
+        fingerprint = self.validator.fingerprint
         with self.store.transaction():
-            results = self.store.upsert_many(dataset_id, good, checked=self.validator.fingerprint) if good else []
-            stored_pairs: list[tuple[str, int]] = []
-            for i, res in zip(prepared.good_at, results, strict=True):
-                outcomes[i] = RecordOutcome(res.id, STORED if res.changed else UNCHANGED, res.version,
-                                            prepared.warnings.get(i, ()))
-                if res.changed:
-                    stored_pairs.append((res.id, res.version))
+            if not good:
+                ids: list[str] = []
+                versions: list[int] = []
+                changed: list[bool] = []
+            elif prepared.bodies is not None:
+                ids = prepared.good_ids()
+                digests = prepared.digests
+                if digests is None:  # prepared in the helper process, which leaves the hashing to this one
+                    digests = [content_hash(b) for b in prepared.bodies]
+                versions, changed = self.store.upsert_encoded(dataset_id, ids, prepared.bodies, digests,
+                                                              checked=fingerprint)
+            else:
+                results = self.store.upsert_many(dataset_id, good, checked=fingerprint)
+                ids = [r.id for r in results]
+                versions = [r.version for r in results]
+                changed = [r.changed for r in results]
             if good:
+                stored_pairs = [(i, v) for i, v, c in zip(ids, versions, changed, strict=True) if c]
                 entries.append((PUSH_ACCEPTED, source, {
                     "dataset": dataset_id, "via": via, "request_id": request_id, "count": len(good),
                     "stored": len(stored_pairs), "unchanged": len(good) - len(stored_pairs),
@@ -290,8 +294,7 @@ class NodeCore:
                     "rejected": [_rejection(o) for o in rejected[:_REJECTED_DETAIL_LIMIT]],
                     "truncated": max(0, len(rejected) - _REJECTED_DETAIL_LIMIT)}))
             self.evidence.append_many(entries)
-        final = tuple(o for o in outcomes if o is not None)
-        return IngestResult(dataset_id, final, accepted=len(good), rejected=len(rejected))
+        return StoredBatch(prepared, ids, versions, changed, len(rejected))
 
 
 def _rejection(o: RecordOutcome) -> dict[str, Any]:

@@ -14,7 +14,10 @@ outgoing ones:
    projection: a projection is partial by design (it drops items the consumer may
    not receive, and masked values no longer match their patterns), so validating
    the projection would reject every conditional delivery;
-2. the record is projected and masked with ``Decision.projector`` (compiled once);
+2. the record is projected and masked with ``Decision.projector`` (compiled once) and
+   encoded, protobuf framing and batch digest included (:mod:`node.service._outgoing`;
+   where the C accelerator is built, a query's pages are read and encoded in C, with the
+   same bytes as a result);
 3. the batch is signed (:mod:`node.service._signing`).
 
 Evidence: one ``records.delivered`` entry per stream (and one per
@@ -26,8 +29,8 @@ subscriptions), naming the records (ids and versions, or a digest beyond
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import operator
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -37,20 +40,21 @@ from typing import Any
 from node.evidence import RECORDS_DELIVERED
 from node.policy import Decision
 from node.service._core import EVIDENCE_ID_LIMIT, NodeCore
-from node.service._signing import sign_batch
-from node.store import StoredRecord, us_to_datetime
+from node.service._outgoing import Encoded, RecordEncoder, load_body
+from node.service._signing import sign_digest
+from node.store import EncodedPage, RawRow, us_to_datetime
 
 __all__ = ["ReadSession", "OutBatch", "OutRecord", "DeliveryRecorder", "DEFAULT_BATCH", "MAX_BATCH",
            "DELIVERY_FLUSH_RECORDS", "DELIVERY_FLUSH_SECONDS", "batch_size_of"]
 
 log = logging.getLogger(__name__)
 
+_CHECKED = operator.itemgetter(5)
+
 DEFAULT_BATCH = 500
 MAX_BATCH = 5000
 DELIVERY_FLUSH_RECORDS = 50_000
 DELIVERY_FLUSH_SECONDS = 60.0
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 # (id, version, modified_us, deleted, payload)
 OutRecord = tuple[str, int, int, bool, bytes]
@@ -64,14 +68,43 @@ def batch_size_of(requested: int) -> int:
 
 @dataclass(slots=True)
 class OutBatch:
+    """One signed batch of outgoing records, already encoded (see :mod:`node.service._outgoing`)."""
+
     dataset: str
-    records: list[OutRecord]
+    wire: bytes  # the records as the protobuf RecordBatch.records field, in order
+    count: int
     key_id: str
     signature: bytes
     cursor: int = 0  # subscriptions: resume after this
     caught_up: bool = False
     skipped_invalid: list[str] = field(default_factory=list)
-    pairs: list[tuple[str, int]] = field(default_factory=list)  # (stored id, version) of each record sent
+    evidence: bytes = b""  # "id@version\n" (stored id) of each record sent
+
+    @property
+    def records(self) -> list[OutRecord]:
+        """The records, decoded from :attr:`wire` (for tools and tests; transports send the wire)."""
+        from node._generated.shulian.v1 import common_pb2
+
+        batch = common_pb2.RecordBatch.FromString(self.wire)
+        return [(r.id, r.version, r.modified_us, r.deleted, r.payload) for r in batch.records]
+
+    @property
+    def pairs(self) -> list[tuple[str, int]]:
+        """(stored id, version) of each record sent."""
+        return _pairs(self.evidence)
+
+
+def _pairs(evidence: bytes) -> list[tuple[str, int]]:
+    out = []
+    for line in evidence.decode("utf-8").splitlines():
+        rid, _, version = line.rpartition("@")
+        out.append((rid, int(version)))
+    return out
+
+
+def _pair(line: bytes) -> tuple[str, int]:
+    rid, _, version = line.decode("utf-8").rpartition("@")
+    return rid, int(version)
 
 
 class DeliveryRecorder:
@@ -105,17 +138,18 @@ class DeliveryRecorder:
         self._since = time.monotonic()
         self._cursor_to: int | None = None
 
-    def add(self, pairs: Sequence[tuple[str, int]], invalid: Sequence[str] = (), cursor: int | None = None) -> bool:
-        """Count records handed to the consumer; True when a periodic entry is due (call :meth:`flush`)."""
+    def add(self, evidence: bytes, count: int, invalid: Sequence[str] = (), cursor: int | None = None) -> bool:
+        """Count records handed to the consumer (``evidence``: ``id@version\\n`` for each of the
+        ``count``); True when a periodic entry is due (call :meth:`flush`)."""
         with self._lock:
-            if pairs:
+            if count:
                 if self._first is None:
-                    self._first = pairs[0]
-                self._last = pairs[-1]
-                if self._count + len(pairs) <= EVIDENCE_ID_LIMIT:
-                    self._pairs.extend(pairs)
-                self._digest.update("".join(f"{i}@{v}\n" for i, v in pairs).encode())
-                self._count += len(pairs)
+                    self._first = _pair(evidence[:evidence.index(b"\n")])
+                self._last = _pair(evidence[evidence.rfind(b"\n", 0, len(evidence) - 1) + 1:-1])
+                if self._count + count <= EVIDENCE_ID_LIMIT:
+                    self._pairs.extend(_pairs(evidence))
+                self._digest.update(evidence)
+                self._count += count
             self._invalid.extend(invalid)
             if cursor is not None:
                 if self._cursor_from is None:
@@ -183,6 +217,7 @@ class ReadSession:
         #: True: a batch counts as delivered when produced; False: the transport calls :meth:`delivered`
         #: once it handed the batch over (so a produced-but-unsent batch is not in the evidence)
         self.auto_record = auto_record
+        self._encoder_cache: RecordEncoder | None = None
 
     # ---- decisions ------------------------------------------------------------------------
     def redecide(self) -> Decision:
@@ -196,51 +231,47 @@ class ReadSession:
         return decision
 
     # ---- outgoing records -------------------------------------------------------------------
-    def _convert(self, rows: Sequence[StoredRecord]) -> tuple[list[OutRecord], list[tuple[str, int]], list[str]]:
-        decision = self.decision
-        project = decision.projector
-        passthrough = decision.items is None and not decision.withheld and not decision.maskers
+    def _encoder(self) -> RecordEncoder:
+        encoder = self._encoder_cache
+        if encoder is None or encoder.decision is not self.decision:
+            encoder = self._encoder_cache = RecordEncoder(self.decision)
+        return encoder
+
+    def _valid(self, rows: list[RawRow]) -> tuple[list[RawRow], list[str]]:
+        """Drop the rows that break the standard, validating those that did not pass this validator."""
+        if 0 not in map(_CHECKED, rows):
+            return rows, []
         validate = self.core.validator.validate
-        fingerprint = self.core.validator.fingerprint
         rtype = self.record_type
-        loads = json.loads
-        out: list[OutRecord] = []
-        pairs: list[tuple[str, int]] = []
+        good: list[RawRow] = []
         invalid: list[str] = []
-        for rec in rows:
-            if rec.deleted or rec.body is None:
-                out.append((project({"id": rec.id})["id"], rec.version, rec.modified_us, True, b""))
-                pairs.append((rec.id, rec.version))
-                continue
-            data = loads(rec.body)
-            if rec.checked != fingerprint and not validate(data, rtype).valid:
-                invalid.append(rec.id)
-                continue
-            if passthrough:
-                payload = rec.body.encode("utf-8")
-                rid = rec.id
+        for row in rows:
+            body = row[4]
+            if row[5] or row[3] or body is None or validate(load_body(body), rtype).valid:
+                good.append(row)
             else:
-                projected = project(data)
-                payload = _ENCODE(projected).encode("utf-8")
-                rid = projected.get("id", rec.id)
-            out.append((rid, rec.version, rec.modified_us, False, payload))
-            pairs.append((rec.id, rec.version))
+                invalid.append(row[0])
         if invalid:
             log.warning("withheld %d stored record(s) of %s that break the standard: %s", len(invalid),
                         self.dataset, ", ".join(invalid[:20]), extra={"dataset": self.dataset})
-        return out, pairs, invalid
+        return good, invalid
 
-    def _batch(self, rows: Sequence[StoredRecord], cursor: int = 0, caught_up: bool = False) -> OutBatch:
-        out, pairs, invalid = self._convert(rows)
-        signature = sign_batch(self.core.signing_key, self.dataset, [(r[0], r[1], r[3], r[4]) for r in out])
-        batch = OutBatch(self.dataset, out, self.core.key_id, signature, cursor, caught_up, invalid, pairs)
+    def _batch(self, rows: list[RawRow], cursor: int = 0, caught_up: bool = False) -> OutBatch:
+        rows, invalid = self._valid(rows)
+        return self._signed(self._encoder().encode(rows), len(rows), invalid, cursor, caught_up)
+
+    def _signed(self, encoded: Encoded, count: int, invalid: list[str], cursor: int = 0,
+                caught_up: bool = False) -> OutBatch:
+        signature = sign_digest(self.core.signing_key, encoded.digest)
+        batch = OutBatch(self.dataset, encoded.wire, count, self.core.key_id, signature, cursor, caught_up,
+                         invalid, encoded.evidence)
         if self.auto_record:
             self.delivered(batch)
         return batch
 
     def delivered(self, batch: OutBatch) -> bool:
         """Count a batch as delivered (no I/O); True when a periodic evidence entry is due (:meth:`flush`)."""
-        due = self.recorder.add(batch.pairs, batch.skipped_invalid, batch.cursor or None)
+        due = self.recorder.add(batch.evidence, batch.count, batch.skipped_invalid, batch.cursor or None)
         if due and self.auto_record:
             self.recorder.flush(final=False)
             return False
@@ -256,16 +287,32 @@ class ReadSession:
         """The dataset's current records, in batches (constant memory)."""
         size = batch_size_of(batch_size)
         since = us_to_datetime(modified_since_us) if modified_since_us > 0 else None
-        rows = self.core.store.iter_records(self.dataset, ids=list(ids) if ids else None, modified_since=since,
-                                            limit=limit if limit > 0 else None, page_size=size)
-        page: list[StoredRecord] = []
-        for rec in rows:
-            page.append(rec)
-            if len(page) >= size:
+        store = self.core.store
+        fingerprint = self.core.validator.fingerprint
+        encoder = self._encoder()
+        pages: Iterator[EncodedPage | list[RawRow]]
+        if encoder.accelerated and not ids:  # read and encoded in C, page by page
+            pages = store.encoded_pages(self.dataset, fingerprint=fingerprint, plan=encoder.plan,
+                                        fallback=encoder.general, digest_prefix=encoder.digest_prefix,
+                                        modified_since=since,
+                                        limit=limit if limit > 0 else None, page_size=size)
+        else:
+            pages = store.record_pages(self.dataset, fingerprint=fingerprint, ids=list(ids) if ids else None,
+                                       modified_since=since, limit=limit if limit > 0 else None, page_size=size)
+        pending: list[RawRow] = []
+        for page in pages:
+            if isinstance(page, EncodedPage):  # a whole batch (pages are batch-sized; rows come only alone)
+                yield self._signed(Encoded(page.wire, page.digest, page.evidence), page.size, [])
+                continue
+            if not pending and len(page) == size:
                 yield self._batch(page)
-                page = []
-        if page:
-            yield self._batch(page)
+                continue
+            pending.extend(page)
+            while len(pending) >= size:
+                yield self._batch(pending[:size])
+                pending = pending[size:]
+        if pending:
+            yield self._batch(pending)
 
     # ---- change feed ----------------------------------------------------------------------
     def changes(self, after: int, *, batch_size: int = DEFAULT_BATCH) -> OutBatch:
@@ -280,13 +327,14 @@ class ReadSession:
         changes = [c for c in store.changes(after, limit=size, dataset=self.dataset) if c.seq <= latest]
         if not changes:
             return self._batch([], max(after, latest), True)
-        current = {r.id: r for r in store.iter_records(self.dataset, ids={c.record_id for c in changes},
-                                                        include_deleted=True, page_size=size)}
-        rows: list[StoredRecord] = []
+        current = {row[0]: row for page in store.record_pages(
+            self.dataset, fingerprint=self.core.validator.fingerprint, ids={c.record_id for c in changes},
+            include_deleted=True, page_size=size) for row in page}
+        rows: list[RawRow] = []
         for change in changes:
-            rec = current.get(change.record_id)
-            if rec is not None and rec.version == change.version:
-                rows.append(rec)
+            row = current.get(change.record_id)
+            if row is not None and row[1] == change.version:
+                rows.append(row)
         caught_up = len(changes) < size
         cursor = max(changes[-1].seq, latest) if caught_up else changes[-1].seq
         return self._batch(rows, cursor, caught_up)

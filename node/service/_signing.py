@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from node.errors import IntegrityError
 
-__all__ = ["batch_digest", "sign_batch", "verify_batch"]
+__all__ = ["batch_digest", "digest_prefix", "tail_digest", "sign_batch", "sign_digest", "verify_batch"]
 
 _TAG = b"shulian.v1.RecordBatch\x00"
 
@@ -31,17 +31,30 @@ BatchItem = tuple[str, int, bool, bytes]
 
 def batch_digest(dataset: str, records: Iterable[BatchItem]) -> bytes:
     """The 32-byte SHA-256 digest of a batch (see the module docstring)."""
-    h = hashlib.sha256(_TAG + dataset.encode("utf-8") + b"\x00")
-    update = h.update
-    for rid, version, deleted, payload in records:
-        update(b"%s\x00%d\x00%s\x00%d\x00" % (rid.encode("utf-8"), version, b"1" if deleted else b"0",
-                                              len(payload)))
-        update(payload)
+    return tail_digest(dataset, b"".join([
+        b"%s\x00%d\x00%s\x00%d\x00%s" % (rid.encode("utf-8"), version, b"1" if deleted else b"0", len(payload), payload)
+        for rid, version, deleted, payload in records]))
+
+
+def digest_prefix(dataset: str) -> bytes:
+    """What the digest input of a batch of ``dataset`` starts with (the records follow)."""
+    return _TAG + dataset.encode("utf-8") + b"\x00"
+
+
+def tail_digest(dataset: str, tail: bytes) -> bytes:
+    """The digest of a batch whose per-record part (everything after the dataset's 0x00) is ``tail``."""
+    h = hashlib.sha256(digest_prefix(dataset))
+    h.update(tail)
     return h.digest()
 
 
 def sign_batch(key: ed25519.Ed25519PrivateKey, dataset: str, records: Iterable[BatchItem]) -> bytes:
     return key.sign(batch_digest(dataset, records))
+
+
+def sign_digest(key: ed25519.Ed25519PrivateKey, digest: bytes) -> bytes:
+    """Sign a batch given its digest (:func:`batch_digest`, :func:`tail_digest`)."""
+    return key.sign(digest)
 
 
 def verify_batch(public_key: ed25519.Ed25519PublicKey, dataset: str, records: Iterable[BatchItem],

@@ -32,6 +32,7 @@ registered with ``publish=True``, an outbox row, in the same transaction.
 from __future__ import annotations
 
 from node.store._db import DURABILITY, StoreBase
+from node.store._reads import EncodedPage, RawRow, ReadsMixin
 from node.store._records import RECORD_ID_RE, RecordsMixin, canonical_body, content_hash
 from node.store._schema import SCHEMA_VERSION
 from node.store._tables import TablesMixin
@@ -57,6 +58,8 @@ __all__ = [
     "DatasetInfo",
     "UpsertResult",
     "StoredRecord",
+    "RawRow",
+    "EncodedPage",
     "Change",
     "OutboxItem",
     "AccessRequest",
@@ -70,5 +73,5 @@ __all__ = [
 ]
 
 
-class Store(RecordsMixin, TablesMixin, StoreBase):
+class Store(ReadsMixin, RecordsMixin, TablesMixin, StoreBase):
     """The node store. See the module docstring for durability and concurrency."""

@@ -36,9 +36,9 @@ def canonical_body(data: Mapping[str, Any]) -> str:
     return canonical_bytes(data).decode("utf-8")
 
 
-def content_hash(body: str) -> bytes:
+def content_hash(body: str | bytes) -> bytes:
     """blake2b-128 of the canonical JSON's UTF-8 bytes."""
-    return hashlib.blake2b(body.encode("utf-8"), digest_size=16).digest()
+    return hashlib.blake2b(body.encode("utf-8") if isinstance(body, str) else body, digest_size=16).digest()
 
 
 def _now_us() -> int:
@@ -53,6 +53,55 @@ def _row_to_record(row: Sequence[Any]) -> StoredRecord:
 def _chunks(seq: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for i in range(0, len(seq), size):
         yield seq[i:i + size]
+
+
+# Multi-row INSERTs: one statement writes up to _ROWS rows (one execute, so SQLite does the
+# rows' work in one call, without the GIL). Shared values (dataset, time, fingerprint) are
+# bound once as ?1..?k; each row's values follow. Row counts are 128 or a power of two
+# below it, so a connection caches a handful of statements. Binary values are bound as
+# bytearray: the sqlite3 module binds bytes only after a costly adaptation lookup (about
+# 1 us a value), a bytearray directly; the body goes in as CAST(... AS TEXT), so it is
+# stored as the same TEXT value a str would be.
+_ROWS = 128
+_INSERTS: dict[str, tuple[str, int, str]] = {
+    # kind: (statement head, values per row, row template with {} for the row's first parameter)
+    # records_v1: shared (dataset, now, checked); per row (id, hash, body, seq): a new record, version 1
+    "records_v1": (f"INSERT INTO records ({_COLS}) VALUES ", 4,
+                   "(?1,?{0},1,?{1},CAST(?{2} AS TEXT),0,?2,?{3},?3)"),
+    # shared (dataset, now); per row (seq, id, version, op)
+    "changes": ("INSERT INTO changes (seq, dataset, record_id, version, op, at_us) VALUES ", 4,
+                "(?{0},?1,?{1},?{2},?{3},?2)"),
+    "outbox": ("INSERT INTO outbox (seq, dataset, record_id, version, op, created_us) VALUES ", 4,
+               "(?{0},?1,?{1},?{2},?{3},?2)"),
+}
+_SQL: dict[tuple[str, int, int], str] = {}
+
+
+def _insert_sql(kind: str, rows: int, shared: int) -> str:
+    key = (kind, rows, shared)
+    sql = _SQL.get(key)
+    if sql is None:
+        head, width, template = _INSERTS[kind]
+        parts = []
+        for r in range(rows):
+            first = shared + 1 + r * width
+            parts.append(template.format(*range(first, first + width)))
+        sql = _SQL[key] = head + ",".join(parts)
+    return sql
+
+
+def _insert_rows(conn: sqlite3.Connection, kind: str, shared: tuple[Any, ...], flat: list[Any]) -> None:
+    """Insert the rows in ``flat`` (their values one after the other) with as few statements as may be."""
+    width = _INSERTS[kind][1]
+    total = len(flat) // width
+    done = 0
+    size = _ROWS
+    while done < total:
+        while size > total - done:
+            size //= 2
+        step = size * width
+        conn.execute(_insert_sql(kind, size, len(shared)), (*shared, *flat[done * width:done * width + step]))
+        done += size
 
 
 class RecordsMixin(StoreBase):
@@ -113,7 +162,10 @@ class RecordsMixin(StoreBase):
         validated (then it is validated on its way out). An unchanged record takes
         the new fingerprint without a new version.
         """
-        ops: list[tuple[str, str | None, bytes]] = []
+        ids: list[str] = []
+        bodies: list[bytes | None] = []
+        digests: list[bytes] = []
+        blake2b = hashlib.blake2b
         for i, item in enumerate(records):
             try:
                 record_id, data = item
@@ -126,19 +178,38 @@ class RecordsMixin(StoreBase):
             if inner is not None and inner != record_id:
                 raise InputError(f"record {record_id!r}: its 'id' field says {inner!r}")
             try:
-                body = canonical_body(data)
+                body = canonical_bytes(data)
             except (TypeError, ValueError) as exc:
                 raise InputError(f"record {record_id!r}: not JSON-serialisable ({exc})") from exc
-            ops.append((record_id, body, content_hash(body)))
-        return self._apply(dataset, ops, checked)
+            ids.append(record_id)
+            bodies.append(body)
+            digests.append(blake2b(body, digest_size=16).digest())
+        versions, changed = self._apply(dataset, ids, bodies, digests, checked)
+        return [UpsertResult(*r) for r in zip(ids, versions, changed, strict=True)]
+
+    def upsert_encoded(self, dataset: str, ids: Sequence[str], bodies: Sequence[bytes], digests: Sequence[bytes],
+                       *, checked: str | None = None) -> tuple[list[int], list[bool]]:
+        """:meth:`upsert_many` for records already checked and encoded, e.g. in another process.
+
+        ``bodies[i]`` is the canonical JSON (UTF-8 bytes, as :func:`canonical_body` writes
+        it) of a JSON object that is record ``ids[i]`` (a valid record id; the object's
+        ``id``, if any, equals it) and ``digests[i]`` is its :func:`content_hash`: the
+        caller vouches for all of that, nothing is checked again here. The same
+        transaction, versions, change feed and outbox as :meth:`upsert_many`. Returns
+        ``(versions, changed)`` in input order (what :class:`UpsertResult` holds).
+        """
+        if not len(ids) == len(bodies) == len(digests):
+            raise InputError(f"upsert_encoded: {len(ids)} ids, {len(bodies)} bodies and {len(digests)} digests")
+        return self._apply(dataset, ids, bodies, digests, checked)
 
     def delete_many(self, dataset: str, record_ids: Iterable[str]) -> list[UpsertResult]:
         """Tombstone records in one transaction (deleting what is absent or deleted is a no-op)."""
-        ops: list[tuple[str, str | None, bytes]] = []
+        ids: list[str] = []
         for i, record_id in enumerate(record_ids):
             self._check_id(record_id, i)
-            ops.append((record_id, None, b""))
-        return self._apply(dataset, ops)
+            ids.append(record_id)
+        versions, changed = self._apply(dataset, ids, [None] * len(ids), [b""] * len(ids))
+        return [UpsertResult(*r) for r in zip(ids, versions, changed, strict=True)]
 
     def delete(self, dataset: str, record_id: str) -> UpsertResult:
         return self.delete_many(dataset, [record_id])[0]
@@ -149,84 +220,103 @@ class RecordsMixin(StoreBase):
             raise InputError(f"record #{index}: bad id {record_id!r} "
                              "(must match [A-Za-z0-9][A-Za-z0-9._~-]{0,127})")
 
-    def _apply(self, dataset: str, ops: list[tuple[str, str | None, bytes]],
-               checked: str | None = None) -> list[UpsertResult]:
-        if not ops:
-            return []
+    def _apply(self, dataset: str, ids: Sequence[str], bodies: Sequence[bytes | None],
+               digests: Sequence[bytes], checked: str | None = None) -> tuple[list[int], list[bool]]:
+        """Write a batch: ``bodies[i]`` None deletes ``ids[i]``. Returns (versions, changed) by position.
+
+        New records go in with multi-row INSERTs (a few statements per batch, not one per
+        row); an id that appears more than once is applied in order (in rounds).
+        """
+        n = len(ids)
+        if not n:
+            return [], []
+        versions: list[int] = [0] * n
+        changed: list[bool] = [False] * n
         with self.transaction() as conn:
             publish = self._publish_flag(conn, dataset)
             now = _now_us()
-            state: dict[str, tuple[int, bytes, bool]] = {}
-            was_checked: dict[str, str | None] = {}
-            ids = list(dict.fromkeys(op[0] for op in ops))
-            for chunk in _chunks(ids, _CHUNK):
+            # id -> (version, digest, deleted, checked) of its current row
+            state: dict[str, tuple[int, bytes, bool, str | None]] = {}
+            unique = list(dict.fromkeys(ids))
+            for chunk in _chunks(unique, _CHUNK):
                 marks = ",".join("?" * len(chunk))
                 for rid, version, digest, deleted, mark in conn.execute(
                         f"SELECT id, version, hash, deleted, checked FROM records WHERE dataset = ? "
                         f"AND id IN ({marks})", (dataset, *chunk)):
-                    state[rid] = (version, bytes(digest), bool(deleted))
-                    was_checked[rid] = mark
-            rechecked: list[tuple[str, str, str]] = []
+                    state[rid] = (version, bytes(digest), bool(deleted), mark)
             row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
             seq = row[0] if row else 0
-            results: list[UpsertResult] = []
-            # an id appearing twice in one call is applied in order: split into rounds
-            rounds: list[list[tuple[str, str | None, bytes]]] = [[]]
-            seen: set[str] = set()
-            for op in ops:
-                if op[0] in seen:
-                    rounds.append([])
-                    seen = set()
-                seen.add(op[0])
-                rounds[-1].append(op)
-            for round_ops in rounds:
-                inserts: list[tuple[Any, ...]] = []
-                moves: list[tuple[str, str]] = []
+            rechecked: list[tuple[str, str, str]] = []
+            # an id appearing twice in one call is applied in order: split into rounds of distinct ids
+            rounds: list[Sequence[int]] = [range(n)]
+            if len(unique) != n:
+                split: list[list[int]] = [[]]
+                seen: set[str] = set()
+                for i, rid in enumerate(ids):
+                    if rid in seen:
+                        split.append([])
+                        seen = set()
+                    seen.add(rid)
+                    split[-1].append(i)
+                rounds = list(split)
+            get = state.get
+            for positions in rounds:
+                inserts: list[Any] = []  # flat (id, hash, body, seq) of new records (version 1)
                 updates: list[tuple[Any, ...]] = []
-                changes: list[tuple[Any, ...]] = []
-                for rid, body, digest in round_ops:
-                    current = state.get(rid)
-                    deleting = body is None
-                    if deleting:
+                changes: list[Any] = []  # flat (seq, id, version, op)
+                for i in positions:
+                    rid = ids[i]
+                    body = bodies[i]
+                    current = get(rid)
+                    if body is None:  # delete
                         if current is None or current[2]:
-                            results.append(UpsertResult(rid, current[0] if current else 0, False))
+                            versions[i] = current[0] if current else 0
                             continue
-                    elif current is not None and not current[2] and current[1] == digest:
-                        if checked is not None and was_checked.get(rid) != checked:
-                            rechecked.append((checked, dataset, rid))
-                            was_checked[rid] = checked
-                        results.append(UpsertResult(rid, current[0], False))
-                        continue
-                    seq += 1
-                    version = 1 if current is None else current[0] + 1
-                    mark = None if deleting else checked
-                    was_checked[rid] = mark
-                    if current is None:
-                        inserts.append((dataset, rid, version, digest, body, 0, now, seq, mark))
+                        version = current[0] + 1
+                        seq += 1
+                        updates.append((version, b"", None, 1, now, seq, None, dataset, rid))
+                        changes += (seq, rid, version, "delete")
+                        state[rid] = (version, b"", True, None)
                     else:
-                        moves.append((dataset, rid))
-                        updates.append((version, digest, body, int(deleting), now, seq, mark, dataset, rid))
-                    changes.append((seq, dataset, rid, version, "delete" if deleting else "upsert", now))
-                    state[rid] = (version, digest, deleting)
-                    results.append(UpsertResult(rid, version, True))
+                        digest = digests[i]
+                        if current is None:
+                            seq += 1
+                            inserts += (rid, bytearray(digest), bytearray(body), seq)
+                            changes += (seq, rid, 1, "upsert")
+                            version = 1
+                        elif not current[2] and current[1] == digest:
+                            if checked is not None and current[3] != checked:
+                                rechecked.append((checked, dataset, rid))
+                                state[rid] = (current[0], digest, False, checked)
+                            versions[i] = current[0]
+                            continue
+                        else:
+                            version = current[0] + 1
+                            seq += 1
+                            updates.append((version, bytearray(digest), bytearray(body), 0, now, seq, checked, dataset,
+                                            rid))
+                            changes += (seq, rid, version, "upsert")
+                        state[rid] = (version, digest, False, checked)
+                    versions[i] = version
+                    changed[i] = True
                 if inserts:
-                    conn.executemany(f"INSERT INTO records ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
-                if moves:
-                    conn.executemany(f"INSERT INTO history ({_COLS}) SELECT {_COLS} FROM records "
-                                     "WHERE dataset = ? AND id = ?", moves)
-                    conn.executemany("UPDATE records SET version = ?, hash = ?, body = ?, deleted = ?, "
-                                     "modified_us = ?, seq = ?, checked = ? WHERE dataset = ? AND id = ?", updates)
+                    _insert_rows(conn, "records_v1", (dataset, now, checked), inserts)
+                if updates:
+                    moved = [u[8] for u in updates]
+                    for chunk in _chunks(moved, _CHUNK):
+                        marks = ",".join("?" * len(chunk))
+                        conn.execute(f"INSERT INTO history ({_COLS}) SELECT {_COLS} FROM records "
+                                     f"WHERE dataset = ? AND id IN ({marks})", (dataset, *chunk))
+                    conn.executemany("UPDATE records SET version = ?, hash = ?, body = CAST(? AS TEXT), "
+                                     "deleted = ?, modified_us = ?, seq = ?, checked = ? WHERE dataset = ? AND id = ?",
+                                     updates)
                 if changes:
-                    conn.executemany("INSERT INTO changes (seq, dataset, record_id, version, op, at_us) "
-                                     "VALUES (?, ?, ?, ?, ?, ?)", changes)
+                    _insert_rows(conn, "changes", (dataset, now), changes)
                     if publish:
-                        conn.executemany(
-                            "INSERT INTO outbox (dataset, record_id, version, op, seq, created_us) "
-                            "VALUES (?, ?, ?, ?, ?, ?)",
-                            [(c[1], c[2], c[3], c[4], c[0], now) for c in changes])
+                        _insert_rows(conn, "outbox", (dataset, now), changes)
             if rechecked:
                 conn.executemany("UPDATE records SET checked = ? WHERE dataset = ? AND id = ?", rechecked)
-        return results
+        return versions, changed
 
     # ---- reads ------------------------------------------------------------------------
     def get_record(self, dataset: str, record_id: str, *, version: int | None = None) -> StoredRecord | None:

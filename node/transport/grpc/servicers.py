@@ -37,7 +37,6 @@ from node.pki import cert_from_auth_context
 from node.service import (
     NodeCore,
     OutBatch,
-    PreparedBatch,
     ReadSession,
     file_request,
     get_request,
@@ -48,6 +47,8 @@ from node.service import (
 from node.transport.grpc._errors import REQUEST_ID_KEY, BadMessage, abort_with
 from node.transport.grpc._helpers import (
     ChangeNotifier,
+    Prefetcher,
+    ResponseFramer,
     access_info,
     batch_message,
     check_batch_size,
@@ -55,7 +56,9 @@ from node.transport.grpc._helpers import (
     check_text,
     empty_batch,
     safe_parser,
+    serialize_query_response,
 )
+from node.transport.grpc._push import PushStream
 
 __all__ = ["NodeServicers", "ChangeNotifier", "SERVICE_NAMES", "HEARTBEAT_SECONDS", "POLL_SECONDS"]
 
@@ -73,7 +76,8 @@ SERVICE_NAMES = (
 POLL_SECONDS = 1.0
 #: and sends an empty message with the current cursor this often when nothing changes
 HEARTBEAT_SECONDS = 15.0
-MAX_PUSH_RECORDS = 5000
+#: a query produces (reads, encodes, signs) up to this many batches ahead of the one being sent
+_AHEAD = 3
 _CATALOG_TTL = 30.0
 
 
@@ -205,7 +209,7 @@ class NodeServicers:
             "shulian.v1.Records": {
                 "Query": grpc.unary_stream_rpc_method_handler(
                     self._stream("Query", self._query), safe_parser(r.QueryRequest.FromString),
-                    r.QueryResponse.SerializeToString),
+                    serialize_query_response),
                 "Push": grpc.stream_stream_rpc_method_handler(
                     self._stream("Push", self._push), safe_parser(r.PushRequest.FromString),
                     r.PushResponse.SerializeToString),
@@ -250,7 +254,9 @@ class NodeServicers:
             grants=list(d.grant_ids), basis=d.basis or "", request_id=rid)
 
     async def _query(self, req: records_pb2.QueryRequest, peer: str, rid: str, context: Any
-                     ) -> AsyncIterator[records_pb2.QueryResponse]:
+                     ) -> AsyncIterator[records_pb2.QueryResponse | bytes]:
+        """Batches are produced (read, projected, encoded, signed) in the executor, up to
+        :data:`_AHEAD` ahead of the one being sent; each is yielded as its encoded QueryResponse."""
         if not req.dataset:
             raise InputError("QueryRequest.dataset is required", reason="BAD_REQUEST")
         ids = list(req.ids)
@@ -264,118 +270,53 @@ class NodeServicers:
                                 batch_size=req.batch_size)
         provider = self.core.department
 
-        def next_message() -> tuple[OutBatch, records_pb2.QueryResponse] | None:
+        frame = ResponseFramer(session.dataset, provider, self.core.key_id)
+        delivery: list[common_pb2.Delivery | None] = [self._delivery(session, rid)]  # with the first message only
+
+        def next_message() -> tuple[OutBatch, bytes] | None:
             batch = next(batches, None)
-            return None if batch is None else (batch, records_pb2.QueryResponse(batch=batch_message(batch, provider)))
+            if batch is None:
+                return None
+            message = frame(batch, delivery[0])
+            delivery[0] = None
+            return batch, message
 
         outcome = "failed"
         sent = 0
-        pending = asyncio.ensure_future(self.run(next_message))
+        # batches are produced up to _AHEAD ahead of the one being sent
+        prefetch = Prefetcher(self.executor, next_message, _AHEAD)
+        handed: OutBatch | None = None  # the batch of the message grpc is sending
         try:
-            first: records_pb2.QueryResponse | None = None
-            while True:
-                produced = await pending
-                if produced is None:
-                    break
-                pending = asyncio.ensure_future(self.run(next_message))  # produce the next while this one is sent
+            first = True
+            while (produced := await prefetch.get()) is not None:
                 batch, message = produced
-                if first is None:
-                    first = message
-                    message.delivery.CopyFrom(self._delivery(session, rid))
+                first = False
+                handed = batch
                 yield message
-                sent += len(batch.records)
+                handed = None
+                sent += batch.count
                 if session.delivered(batch):
                     self._flush_later(session)
-            if first is None:  # no records: one message still tells the consumer how it was decided
+            if first:  # no records: one message still tells the consumer how it was decided
                 empty = await self.run(empty_batch, session, provider)
                 yield records_pb2.QueryResponse(batch=empty, delivery=self._delivery(session, rid))
             outcome = "complete"
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: the call ended while a message was out
             outcome = "cancelled"
+            if handed is not None:  # that message was handed to the transport: it counts as delivered
+                sent += handed.count
+                session.delivered(handed)
             raise
         finally:
-            self._finish(session, outcome, pending)
+            prefetch.stop()
+            self._finish(session, outcome, prefetch.finished)
             log.info("query delivered %d record(s)", sent, extra={"records": sent, "outcome": outcome})
 
     # ---- Records.Push --------------------------------------------------------------------------------
-    async def _push(self, requests: AsyncIterator[Any], peer: str, rid: str, context: Any
-                    ) -> AsyncIterator[records_pb2.PushResponse]:
-        """Two-stage pipeline: batch N+1 is decoded and validated while batch N is being stored.
-
-        A batch is answered only after its commit returned (durable); batches commit in order.
-        """
-        dataset: str | None = None
-        record_type = ""
-        index = accepted = rejected = 0
-        storing: asyncio.Future[records_pb2.PushResponse] | None = None
-        loop = asyncio.get_running_loop()
-        try:
-            async for req in requests:
-                try:
-                    if isinstance(req, BadMessage):
-                        raise InputError(f"malformed PushRequest #{index} ({req.size} bytes): {req.error}",
-                                         reason="BAD_REQUEST")
-                    if dataset is None:
-                        if not req.dataset:
-                            raise InputError("the first PushRequest must name the dataset", reason="BAD_REQUEST")
-                        record_type = await self.run(self.core.check_push, peer, req.dataset, via="grpc.push",
-                                                     request_id=rid)
-                        dataset = req.dataset
-                        set_log_fields(dataset=dataset)
-                    elif req.dataset and req.dataset != dataset:
-                        raise InputError(f"a Push stream carries one dataset ({dataset!r}); batch #{index} names "
-                                         f"{req.dataset!r}", reason="BAD_REQUEST")
-                    if len(req.records) > MAX_PUSH_RECORDS:
-                        raise InputError(f"PushRequest #{index} has {len(req.records)} records; at most "
-                                         f"{MAX_PUSH_RECORDS} per message", reason="BAD_REQUEST")
-                except ShulianError:
-                    if storing is not None:  # answer the batch already being stored, then refuse this one
-                        response = await storing
-                        storing = None
-                        yield response
-                    raise
-                preparing = asyncio.ensure_future(self.run(self._prepare, dataset, record_type, req))
-                if storing is not None:
-                    response = await storing
-                    storing = None
-                    accepted, rejected = accepted + response.accepted, rejected + response.rejected
-                    yield response
-                prepared = await preparing
-                storing = asyncio.ensure_future(self.run(self._commit, peer, prepared, index, rid, loop))
-                index += 1
-            if storing is not None:
-                response = await storing
-                storing = None
-                accepted, rejected = accepted + response.accepted, rejected + response.rejected
-                yield response
-        finally:
-            if storing is not None and not storing.done():
-                # the client went away: the batch being stored still commits (durable), its answer is lost
-                await asyncio.shield(storing)
-        log.info("push stored %d record(s), rejected %d, in %d batch(es)", accepted, rejected, index,
-                 extra={"accepted": accepted, "rejected": rejected, "batches": index})
-
-    def _prepare(self, dataset: str, record_type: str, req: records_pb2.PushRequest) -> PreparedBatch:
-        return self.core.prepare(dataset, [(r.id, r.payload) for r in req.records], record_type=record_type)
-
-    def _commit(self, peer: str, prepared: PreparedBatch, index: int, rid: str,
-                loop: asyncio.AbstractEventLoop) -> records_pb2.PushResponse:
-        result = self.core.commit(peer, prepared, via="grpc.push", request_id=rid)
-        if result.accepted:
-            loop.call_soon_threadsafe(self.notifier.notify)
-        status = records_pb2.RecordResult
-        codes = {"stored": status.STORED, "unchanged": status.UNCHANGED, "rejected": status.REJECTED}
-        response = records_pb2.PushResponse(batch=index, accepted=result.accepted, rejected=result.rejected)
-        add = response.results.add
-        for o in result.outcomes:
-            if o.violations or o.error:
-                item = add(id=o.id, status=codes[o.status], version=o.version, error=o.error or "")
-                for v in o.violations:
-                    item.violations.add(path=v.path, constraint=v.constraint, severity=v.severity,
-                                        message_zh=v.message_zh, message_en=v.message_en)
-            else:
-                add(id=o.id, status=codes[o.status], version=o.version)
-        return response
+    def _push(self, requests: AsyncIterator[Any], peer: str, rid: str, context: Any
+              ) -> AsyncIterator[records_pb2.PushResponse]:
+        """The answers to a Push stream (see :class:`node.transport.grpc._push.PushStream`)."""
+        return PushStream(self.core, self.run, self.notifier.notify).responses(requests, peer, rid)
 
     # ---- Records.Subscribe ----------------------------------------------------------------------------
     async def _subscribe(self, req: records_pb2.SubscribeRequest, peer: str, rid: str, context: Any
@@ -425,7 +366,7 @@ class NodeServicers:
                         break
                     await self.notifier.wait(min(POLL_SECONDS, HEARTBEAT_SECONDS))
             outcome = "complete" if not self.shutdown.is_set() else "shutdown"
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: the call ended while a message was out
             outcome = "cancelled"
             raise
         finally:

@@ -1,0 +1,239 @@
+"""A pushed batch on its way into the store: decoded, checked, validated and encoded.
+
+:func:`prepare_records` is the first stage of :meth:`NodeCore.ingest` (no store access).
+It runs in the node's process (:meth:`NodeCore.prepare`) or, for the gRPC Push stream,
+in a helper process (:mod:`node.service._prepare_pool`) that hands the result back with
+:func:`pack` / :func:`unpack`. Either way the verdicts and the bytes stored are the same:
+the good records leave this stage with their canonical JSON (as the store writes it,
+:func:`node.store.canonical_body`) and its content hash, so the store's stage only writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import orjson
+
+from node.errors import InputError
+from node.jsonenc import canonical_bytes
+from node.store import RECORD_ID_RE
+from node.validation import MAX_RECORD_BYTES, Validator, Violation, decode_record
+
+__all__ = ["RecordOutcome", "PreparedBatch", "EncodedRecords", "prepare_records", "pack", "unpack", "Packed",
+           "STORED", "UNCHANGED", "REJECTED"]
+
+STORED, UNCHANGED, REJECTED = "stored", "unchanged", "rejected"
+
+_dumps = orjson.dumps
+_loads = orjson.loads
+_SORTED = orjson.OPT_SORT_KEYS
+_blake2b = hashlib.blake2b
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What happened to one pushed record."""
+
+    id: str
+    status: str  # stored | unchanged | rejected
+    version: int = 0
+    violations: tuple[Violation, ...] = ()  # the violations (rejected) or warnings (accepted)
+    error: str | None = None  # why the record could not be validated at all
+
+    @property
+    def accepted(self) -> bool:
+        return self.status != REJECTED
+
+
+class EncodedRecords(Sequence[tuple[str, Mapping[str, Any]]]):
+    """The good records of a batch prepared in another process: their ids and canonical bodies.
+
+    Reads as a sequence of ``(id, record)`` pairs like :attr:`PreparedBatch.good`; a
+    record is decoded from its body only when it is read (the store takes the bodies).
+    """
+
+    __slots__ = ("ids", "bodies")
+
+    def __init__(self, ids: list[str], bodies: list[bytes]) -> None:
+        self.ids = ids
+        self.bodies = bodies
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, Mapping[str, Any]]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[str, Mapping[str, Any]]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[str, Mapping[str, Any]] | list[tuple[str, Mapping[str, Any]]]:
+        if isinstance(index, slice):
+            return [(i, _loads(b)) for i, b in zip(self.ids[index], self.bodies[index], strict=True)]
+        return self.ids[index], _loads(self.bodies[index])
+
+    def __iter__(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        for i, b in zip(self.ids, self.bodies, strict=True):
+            yield i, _loads(b)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A decoded and validated batch, ready for :meth:`NodeCore.commit`."""
+
+    dataset: str
+    outcomes: list[RecordOutcome | None]  # the rejections, by position; None where the record is good
+    good: Sequence[tuple[str, Mapping[str, Any]]]
+    good_at: list[int]
+    warnings: dict[int, tuple[Violation, ...]]
+    #: the canonical JSON (UTF-8) of each good record and its content hash, when this stage made them
+    #: (None: the store encodes ``good`` itself)
+    bodies: list[bytes] | None = None
+    digests: list[bytes] | None = None  # None with bodies: the store's stage hashes them
+
+    def good_ids(self) -> list[str]:
+        good = self.good
+        if isinstance(good, EncodedRecords):
+            return good.ids
+        return [g[0] for g in good]
+
+
+def _decode_flat(payload: bytes) -> dict[str, Any] | None:
+    """What :func:`node.validation.decode_record` returns for ``payload``, for the common record:
+    a flat JSON object whose values are strings, integers, booleans or null. None for
+    anything else (the caller then runs decode_record itself).
+
+    Why the result is the same: decode_record parses with orjson too, except that input
+    with a run of 19 or more digits takes the stdlib parser, because orjson turns an
+    integer beyond 64 bits into a float; here there is no float, so no integer was turned
+    into one, and every other value parses the same in both. A flat object has no nesting
+    for the depth limit to refuse; orjson refuses what decode_record would (invalid UTF-8,
+    a lone surrogate, NaN, a byte order mark: the caller then gets decode_record's message).
+    """
+    if len(payload) > MAX_RECORD_BYTES:
+        return None
+    try:
+        obj = _loads(payload)
+    except _JSONDecodeError:
+        return None
+    if obj.__class__ is not dict:
+        return None
+    for v in obj.values():
+        cls = v.__class__
+        if cls is not str and cls is not int and cls is not bool and v is not None:
+            return None
+    return obj
+
+
+def _encode(data: Mapping[str, Any], decoded: bool) -> bytes:
+    """The canonical JSON of a record (:func:`node.jsonenc.canonical_bytes`).
+
+    A record decoded from JSON holds no NaN or infinity and only string keys, so orjson's
+    sorted output is the canonical form as it is (an integer beyond 64 bits makes orjson
+    refuse: canonical_bytes then takes the stdlib encoder).
+    """
+    if decoded:
+        try:
+            return _dumps(data, option=_SORTED)
+        except TypeError:
+            pass
+    return canonical_bytes(data)
+
+
+def prepare_records(validator: Validator, dataset_id: str, rtype: str,
+                    records: Sequence[tuple[str, bytes | str | Mapping[str, Any]]], *,
+                    hash_bodies: bool = True) -> PreparedBatch:
+    """Decode, check ids, validate and encode a batch: :meth:`NodeCore.prepare` without the lookups.
+
+    ``hash_bodies`` False: ``digests`` is left None (the store's stage hashes the bodies).
+    """
+    match_id = RECORD_ID_RE.match
+    n = len(records)
+    outcomes: list[RecordOutcome | None] = [None] * n
+    # records that decode and carry a good id, then validated in one call
+    candidates: list[tuple[str, Mapping[str, Any]]] = []
+    at: list[int] = []
+    decoded_flags: list[bool] = []
+    for i, (rid, payload) in enumerate(records):
+        data: Mapping[str, Any]
+        cls = payload.__class__
+        decoded = cls is bytes or cls is str or isinstance(payload, bytes | str)
+        if decoded:
+            flat = _decode_flat(payload) if cls is bytes else None  # type: ignore[arg-type]
+            if flat is not None:
+                data = flat
+            else:
+                try:
+                    data = decode_record(payload)  # type: ignore[arg-type]
+                except InputError as exc:
+                    outcomes[i] = RecordOutcome(rid, REJECTED, error=f"payload: {exc.message}")
+                    continue
+        else:
+            data = payload  # type: ignore[assignment]
+        inner = data.get("id")
+        if not rid:
+            rid = inner if isinstance(inner, str) else ""
+        if not match_id(rid):
+            outcomes[i] = RecordOutcome(rid, REJECTED, error=f"bad record id {rid!r}: it must match "
+                                        f"{RECORD_ID_RE.pattern}")
+            continue
+        if inner is not None and inner != rid:
+            outcomes[i] = RecordOutcome(rid, REJECTED, error=f"the payload's id {inner!r} differs from the "
+                                        f"record id {rid!r}")
+            continue
+        candidates.append((rid, data))
+        at.append(i)
+        decoded_flags.append(decoded)
+    reports = validator.validate_many([c[1] for c in candidates], rtype)
+    good: list[tuple[str, Mapping[str, Any]]] = []
+    good_at: list[int] = []
+    bodies: list[bytes] = []
+    digests: list[bytes] = []
+    warnings: dict[int, tuple[Violation, ...]] = {}
+    for (rid, data), i, decoded, report in zip(candidates, at, decoded_flags, reports, strict=True):
+        if not report.valid:
+            outcomes[i] = RecordOutcome(rid, REJECTED, violations=report.violations, error=report.error)
+            continue
+        if report.violations:
+            warnings[i] = report.violations
+        try:
+            body = _encode(data, decoded)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"record {rid!r}: not JSON-serialisable ({exc})") from exc
+        good.append((rid, data))
+        good_at.append(i)
+        bodies.append(body)
+        if hash_bodies:
+            digests.append(_blake2b(body, digest_size=16).digest())
+    return PreparedBatch(dataset_id, outcomes, good, good_at, warnings, bodies, digests if hash_bodies else None)
+
+
+#: a prepared batch as it crosses a process boundary (without the decoded records, and without the
+#: digests, which the node computes: the helper is the busier of the two processes):
+#: (dataset, size, rejections {position: outcome}, ids, bodies, good_at or None for 0..n-1, warnings)
+Packed = tuple[str, int, dict[int, RecordOutcome], list[str], list[bytes], list[int] | None,
+               dict[int, tuple[Violation, ...]]]
+
+
+def pack(prepared: PreparedBatch) -> Packed:
+    assert prepared.bodies is not None
+    n = len(prepared.outcomes)
+    rejections = {i: o for i, o in enumerate(prepared.outcomes) if o is not None}
+    good_at = None if len(prepared.good_at) == n else prepared.good_at
+    return (prepared.dataset, n, rejections, prepared.good_ids(), prepared.bodies, good_at, prepared.warnings)
+
+
+def unpack(packed: Packed) -> PreparedBatch:
+    dataset, n, rejections, ids, bodies, good_at, warnings = packed
+    if not len(ids) == len(bodies) == (n if good_at is None else len(good_at)) or len(ids) + len(rejections) != n:
+        raise RuntimeError(f"a prepared batch came back inconsistent: {n} records, {len(ids)} good, "
+                           f"{len(rejections)} rejected")
+    outcomes: list[RecordOutcome | None] = [None] * n
+    for i, o in rejections.items():
+        outcomes[i] = o
+    return PreparedBatch(dataset, outcomes, EncodedRecords(ids, bodies), list(range(n)) if good_at is None else good_at,
+                         warnings, bodies)

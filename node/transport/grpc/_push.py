@@ -1,0 +1,192 @@
+"""Records.Push: a stream of record batches, validated and stored, each answered once durable.
+
+The stream is a pipeline. While one batch is being stored (in the node's executor:
+SQLite, the evidence entry, the answer), the next ones are prepared (decoded,
+validated, encoded): in the node's prepare helper process (a second core, see
+:meth:`node.service.NodeCore.prepare_pool`) when a batch is large enough and the helper
+is up, else in the executor. Batches commit and are answered in order.
+
+The prepare helper process loads this module for :func:`push_records`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import BrokenExecutor
+from typing import Any, TypeVar
+
+from node._generated.shulian.v1 import records_pb2
+from node.errors import InputError
+from node.service import NodeCore, PreparedBatch, PreparePool, set_log_fields, unpack_prepared
+from node.transport.grpc._errors import BadMessage
+
+__all__ = ["PushStream", "push_pairs", "push_records", "MAX_PUSH_RECORDS", "POOL_MIN_RECORDS", "PREPARE_AHEAD"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_PUSH_RECORDS = 5000
+#: batches of at least this many records are prepared in the prepare helper process (once it is up)
+POOL_MIN_RECORDS = 64
+#: batches of a stream prepared ahead of the one being stored (the helper always has the next one in hand)
+PREPARE_AHEAD = 2
+
+
+def push_pairs(req: records_pb2.PushRequest) -> list[tuple[str, bytes]]:
+    """A PushRequest's records as the (id, payload) pairs :meth:`NodeCore.prepare` takes."""
+    return [(r.id, r.payload) for r in req.records]
+
+
+def push_records(data: bytes) -> list[tuple[str, bytes]]:
+    """:func:`push_pairs` of an encoded PushRequest (what the prepare helper process is sent)."""
+    return push_pairs(records_pb2.PushRequest.FromString(data))
+
+
+class PushStream:
+    """One Push call: :meth:`responses` answers a stream of PushRequests.
+
+    ``run(fn, *args)`` runs blocking work in the node's executor (keeping the log context);
+    ``notify()`` (called in the event loop) wakes the change-feed followers after a commit.
+    """
+
+    def __init__(self, core: NodeCore, run: Callable[..., Awaitable[Any]], notify: Callable[[], None]) -> None:
+        self.core = core
+        self.run = run
+        self.notify = notify
+
+    async def responses(self, requests: AsyncIterator[Any], peer: str, rid: str
+                        ) -> AsyncIterator[records_pb2.PushResponse]:
+        """The answers, one per batch, in order, each as soon as its batch is stored. A bad request
+        refuses the stream once every batch before it was stored and answered.
+
+        A reader task takes the requests and starts preparing each (up to :data:`PREPARE_AHEAD`
+        batches ahead of the one being stored); this generator stores them one after the
+        other. An answer never waits for a later request, so a client may wait for answers
+        before it sends more.
+        """
+        queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None] = asyncio.Queue(PREPARE_AHEAD)
+        reader = asyncio.ensure_future(self._read(requests, peer, rid, queue))
+        loop = asyncio.get_running_loop()
+        index = accepted = rejected = 0
+        storing: asyncio.Future[records_pb2.PushResponse] | None = None
+        refused: BaseException | None = None
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:  # the client's stream ended
+                    break
+                if isinstance(item, BaseException):
+                    refused = item
+                    break
+                prepared = await item
+                if index == 0:
+                    set_log_fields(dataset=prepared.dataset)  # (the reader's log fields are its own)
+                storing = asyncio.ensure_future(self.run(self._commit, peer, prepared, index, rid, loop))
+                response = await storing
+                storing = None
+                index += 1
+                accepted, rejected = accepted + response.accepted, rejected + response.rejected
+                yield response
+        finally:
+            reader.cancel()
+            while not queue.empty():  # the client went away: batches not stored yet are dropped unanswered
+                left = queue.get_nowait()
+                if isinstance(left, asyncio.Future):
+                    if left.done() and not left.cancelled():
+                        left.exception()  # retrieved: nothing will store this batch
+                    else:
+                        left.cancel()
+            if storing is not None and not storing.done():
+                # the client went away: the batch being stored still commits (durable), its answer is lost
+                await asyncio.shield(storing)
+        log.info("push stored %d record(s), rejected %d, in %d batch(es)", accepted, rejected, index,
+                 extra={"accepted": accepted, "rejected": rejected, "batches": index})
+        if refused is not None:
+            raise refused
+
+    async def _read(self, requests: AsyncIterator[Any], peer: str, rid: str,
+                    queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None]) -> None:
+        """Check each request and start preparing its batch; then None (the end), or the error that
+        ends the stream (a bad request, or the client's stream failing)."""
+        dataset: str | None = None
+        record_type = ""
+        pool: PreparePool | None = None
+        n = 0
+        try:
+            async for req in requests:
+                if isinstance(req, BadMessage):
+                    raise InputError(f"malformed PushRequest #{n} ({req.size} bytes): {req.error}",
+                                     reason="BAD_REQUEST")
+                if dataset is None:
+                    if not req.dataset:
+                        raise InputError("the first PushRequest must name the dataset", reason="BAD_REQUEST")
+                    record_type = await self.run(self.core.check_push, peer, req.dataset, via="grpc.push",
+                                                 request_id=rid)
+                    dataset = req.dataset
+                    set_log_fields(dataset=dataset)
+                    # a node that is pushed to gets its helper: started in the background (used once up)
+                    pool = await self.run(self.core.prepare_pool, push_records)
+                elif req.dataset and req.dataset != dataset:
+                    raise InputError(f"a Push stream carries one dataset ({dataset!r}); batch #{n} names "
+                                     f"{req.dataset!r}", reason="BAD_REQUEST")
+                if len(req.records) > MAX_PUSH_RECORDS:
+                    raise InputError(f"PushRequest #{n} has {len(req.records)} records; at most "
+                                     f"{MAX_PUSH_RECORDS} per message", reason="BAD_REQUEST")
+                preparing = asyncio.ensure_future(self._prepared(pool, dataset, record_type, req))
+                try:
+                    await queue.put(preparing)
+                except asyncio.CancelledError:
+                    preparing.cancel()
+                    raise
+                n += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to the answering side, which raises it in order
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    async def _prepared(self, pool: PreparePool | None, dataset: str, record_type: str,
+                        req: records_pb2.PushRequest) -> PreparedBatch:
+        """Batch ``req`` prepared in the helper process when it is up and the batch is large, else in a thread."""
+        if pool is not None and len(req.records) >= POOL_MIN_RECORDS and pool.available():
+            try:
+                future = pool.submit(dataset, record_type, req.SerializeToString(), push_records)
+                return unpack_prepared(await asyncio.wrap_future(future))
+            except (BrokenExecutor, RuntimeError) as exc:  # the helper died or was shut down: on without it
+                pool.fail(exc)
+            except Exception:
+                log.warning("the prepare helper failed on a batch; preparing it here", exc_info=True)
+        prepared: PreparedBatch = await self.run(self._prepare, dataset, record_type, req)
+        return prepared
+
+    def _prepare(self, dataset: str, record_type: str, req: records_pb2.PushRequest) -> PreparedBatch:
+        return self.core.prepare(dataset, push_pairs(req), record_type=record_type)
+
+    def _commit(self, peer: str, prepared: PreparedBatch, index: int, rid: str,
+                loop: asyncio.AbstractEventLoop) -> records_pb2.PushResponse:
+        """Store a batch (durable on return) and build its answer (in the executor)."""
+        stored = self.core.store_batch(peer, prepared, via="grpc.push", request_id=rid)
+        if stored.accepted:
+            loop.call_soon_threadsafe(self.notify)
+        status = records_pb2.RecordResult
+        response = records_pb2.PushResponse(batch=index, accepted=stored.accepted, rejected=stored.rejected)
+        add = response.results.add
+        if not stored.rejected and not prepared.warnings:  # the common case: one plain result per record
+            done, same = status.STORED, status.UNCHANGED
+            for i, version, changed in zip(stored.ids, stored.versions, stored.changed, strict=True):
+                add(id=i, status=done if changed else same, version=version)
+            return response
+        codes = {"stored": status.STORED, "unchanged": status.UNCHANGED, "rejected": status.REJECTED}
+        for o in stored.outcomes():
+            if o.violations or o.error:
+                item = add(id=o.id, status=codes[o.status], version=o.version, error=o.error or "")
+                for v in o.violations:
+                    item.violations.add(path=v.path, constraint=v.constraint, severity=v.severity,
+                                        message_zh=v.message_zh, message_en=v.message_en)
+            else:
+                add(id=o.id, status=codes[o.status], version=o.version)
+        return response
