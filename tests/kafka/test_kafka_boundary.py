@@ -363,3 +363,129 @@ def test_the_boundary_never_crashes_on_untrusted_messages(world: World) -> None:
             assert outcome.code in REASONS and outcome.detail
 
     check()
+
+
+def _mixed_batch(world: World) -> list[Incoming]:
+    """Good, masked, deleted, invalid, forged, tampered and foreign messages, as a consumer may get them."""
+    p_key = load_signing_key(world.p.cfg.signing_key)
+    wrong = person(2)["identityNumber"][:17] + ("0" if person(2)["identityNumber"][17] != "0" else "1")
+    world.p.store.upsert_many("open", [(f"o{i}", person(i, "o")) for i in range(150)])
+    world.p.store.upsert_many("open", [("bad", dict(person(2), id="bad", identityNumber=wrong))])
+    world.p.store.upsert_many("population", [(f"p{i}", person(i)) for i in range(20)])  # masked, for a
+    world.p.store.delete("open", "o5")
+    msgs = delivered(world.publish())
+    good = msgs[0]
+    return msgs + [
+        resign(good, load_signing_key(world.b.cfg.signing_key)),
+        Incoming(good.topic, 0, 9000, good.key, (good.value or b"").replace(b"o0", b"o1"), good.headers),
+        resign(good, p_key, headers={"ce_dataset": b"population"}),
+        resign(good, p_key, value=b"\xff\xfe{not json"),
+        Incoming(good.topic, 0, 9001, b"k", b"{}", ()),
+    ]
+
+
+def test_the_check_helper_gives_the_verdicts_of_the_node(world: World) -> None:
+    from node.transport.kafka import Accepted
+    from node.transport.kafka._pool import CheckPool, unpack_outcomes
+
+    batch = _mixed_batch(world)
+    rx = world.receiver(world.a)
+    here = rx.check_many(batch)
+    assert {type(o).__name__ for o in here} == {"Accepted", "Rejected"}
+    pool = CheckPool(node_code=world.a.node.code, subscriptions=world.a.cfg.kafka.subscriptions,  # type: ignore[union-attr]
+                     validator=rx.validator, encryption_key=load_encryption_key(world.a.cfg.encryption_key))
+    pool.start()
+    try:
+        there = unpack_outcomes(batch, pool.submit(batch, world.directory).result(60))
+        again = unpack_outcomes(batch[:10], pool.submit(batch[:10], world.directory).result(60))
+    finally:
+        pool.close()
+    assert pool.submitted == 2
+    # the same verdicts; the helper sends the record's canonical JSON, not the decoded record
+    assert there == [o._replace(record=None) if isinstance(o, Accepted) else o for o in here]
+    assert again == there[:10]
+    # stored from the helper's outcomes: the same records as checking and storing here
+    result = rx.store_checked(there)
+    assert (result.stored, len(result.rejected)) == (sum(isinstance(o, Accepted) for o in here), 6)
+    other = world.receiver(world.b)
+    other_store = world.b.store
+    mine = other.store_checked(here)
+    assert mine.stored == result.stored
+    for local in (local_dataset_id(world.p.node.code, "open"), local_dataset_id(world.p.node.code, "population")):
+        assert [(r.id, r.version, r.deleted, r.data, r.checked) for r in world.a.store.iter_records(local, include_deleted=True)] \
+            == [(r.id, r.version, r.deleted, r.data, r.checked) for r in other_store.iter_records(local, include_deleted=True)]
+
+
+def test_only_records_the_validator_passed_whole_keep_its_fingerprint(world: World) -> None:
+    _mixed_batch(world)
+    rx = world.receiver(world.a)
+    rx.apply(delivered(world.publish()))  # nothing new
+    world.p.store.upsert_many("open", [("w1", dict(person(1), id="w1"))])
+    world.p.store.upsert_many("population", [("m1", dict(person(3), id="m1"))])
+    result = rx.apply(delivered(world.publish()))
+    assert result.stored == 2 and not result.rejected
+    whole = world.a.store.get_record(local_dataset_id(world.p.node.code, "open"), "w1")
+    masked = world.a.store.get_record(local_dataset_id(world.p.node.code, "population"), "m1")
+    assert whole is not None and whole.checked == rx.validator.fingerprint
+    assert masked is not None and masked.checked is None  # masked and projected: validated in part only
+
+
+def test_the_inbox_keeps_the_newest_version_of_many(world: World) -> None:
+    from node.transport.kafka._inbox import known_versions, remember_versions
+
+    store = world.a.store
+    rows = [("ds", f"r{i % 300}", 1 + (i * 7) % 5, "P", "t", i % 3, i, 1) for i in range(1000)]
+    with store.transaction() as conn:
+        remember_versions(conn, rows)
+    expected: dict[str, int] = {}
+    for _d, rid, version, *_rest in rows:
+        expected[rid] = max(expected.get(rid, 0), version)
+    with store.transaction() as conn:
+        assert known_versions(conn, "ds", sorted(expected)) == expected
+    newest = received_version(store, "ds", "r7")
+    assert newest is not None and newest.version == expected["r7"]
+    # the first message with the newest version is kept (an equal version later is a duplicate)
+    assert newest.offset == min(i for _d, rid, v, _p, _t, _pa, i, _u in rows if rid == "r7" and v == expected["r7"])
+
+
+def test_with_known_partitions_each_tree_is_signed_within_one_partition(world: World) -> None:
+    from node.transport.kafka import partition_for
+
+    world.p.store.upsert_many("open", [(f"o{i}", person(i, "o")) for i in range(700)])
+    world.p.store.upsert_many("open", [(f"o{i}", dict(person(i, "o"), name="赵某")) for i in range(0, 700, 7)])
+    topic = shared_topic(world.p.node.code, "open")
+    pub = world.publisher()
+    batch = pub.prepare(2000, partitions={topic: [0, 1, 2]})
+    assert batch is not None and len(batch.messages) == 800
+    trees: dict[bytes, set[int]] = {}
+    for m in batch.messages:
+        trees.setdefault(dict(m.headers)["ce_signature"], set()).add(partition_for(m.key, [0, 1, 2]))
+    assert all(len(parts) == 1 for parts in trees.values()) and len(trees) >= 3
+    versions = [(m.key, dict(m.headers)["ce_recordversion"]) for m in batch.messages if m.key == b"o7"]
+    assert versions == [(b"o7", b"1"), (b"o7", b"2")]  # a key's versions keep their order
+    # every message still verifies on its own, and the consumer stores all of them
+    result = world.receiver(world.a).apply([Incoming(m.topic, partition_for(m.key, [0, 1, 2]), i, m.key, m.value,
+                                                     tuple(m.headers)) for i, m in enumerate(batch.messages)])
+    assert (result.stored, result.rejected) == (800, [])
+
+
+def test_a_failed_check_helper_refuses_work_and_the_node_checks_by_itself(world: World) -> None:
+    from node.transport.kafka._pool import CheckPool, HelperError
+
+    rx = world.receiver(world.a)
+    assert not CheckPool.supported(object())  # a validator the helper cannot rebuild: no helper
+    pool = CheckPool(node_code=world.a.node.code, subscriptions=[], validator=rx.validator, encryption_key=None)
+    pool.start()
+    try:
+        assert pool._started is not None and pool._started.result(60) and pool.available()
+        assert pool._proc is not None
+        pool._proc.kill()
+        pool._proc.wait(10)
+        future = pool.submit([], world.directory)
+        with pytest.raises(HelperError):
+            future.result(30)
+        assert pool.failed and not pool.available()
+        with pytest.raises(HelperError):
+            pool.submit([], world.directory).result(1)
+    finally:
+        pool.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
@@ -219,3 +220,158 @@ def test_security_settings_pass_through_and_files_become_an_ssl_context(tmp_path
         client_kwargs(KafkaConfig(bootstrap_servers=("k:1",), security=(("security_protocol", "TLS"),)))
     with pytest.raises(ConfigError, match="TLS context"):
         client_kwargs(KafkaConfig(bootstrap_servers=("k:1",), security=(("ssl_cafile", str(tmp_path / "no.pem")),)))
+
+
+# ---- the receiver's fast path -----------------------------------------------------------
+def signed_batch(n: int, key: ed25519.Ed25519PrivateKey, **extra: bytes) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    msgs = [(f"k{i}".encode(), f'{{"id":"k{i}"}}'.encode(), headers(f"k{i}", i + 1, **extra)) for i in range(n)]
+    _root, signature, proofs = merkle_sign(key, [leaf_hash(k, v, h) for k, v, h in msgs])
+    for (_k, _v, h), proof in zip(msgs, proofs, strict=True):
+        h += [("ce_signature", base64.b64encode(signature)), ("ce_sigproof", base64.b64encode(proof))]
+    return msgs
+
+
+def same_as_general(key: bytes | None, value: bytes | None, hs: list[tuple[str, bytes | None]]) -> None:
+    from node.transport.kafka._envelope import read_envelope
+
+    try:
+        expected: object = (parse_envelope(hs)[0], leaf_hash(key, value, hs))
+    except EnvelopeError as exc:
+        expected = (exc.code, exc.message)
+    try:
+        got: object = read_envelope(key, value, hs)
+    except EnvelopeError as exc:
+        got = (exc.code, exc.message)
+    assert got == expected
+
+
+def test_the_fast_reader_reads_real_shapes_as_the_general_path() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    for extra in ({}, {"ce_masked": b"identityNumber,name", "ce_projection": b"partial"},
+                  {"ce_encryption": b"x25519-hkdf-sha256-aes256gcm", "ce_encepk": b"QUJD", "ce_recipient": C.encode()}):
+        for k, v, h in signed_batch(5, key, **extra):
+            same_as_general(k, v, h)
+            same_as_general(k, v, list(reversed(h)))
+    from node.transport.kafka import _envelope
+
+    k, v, h = signed_batch(3, key)[2]
+    general, _envelope._general = _envelope._general, None  # type: ignore[assignment]
+    try:  # the common shape does not need the general path
+        assert _envelope.read_envelope(k, v, h) == (parse_envelope(h)[0], leaf_hash(k, v, h))
+    finally:
+        _envelope._general = general
+    k, _v, h = signed_batch(1, key)[0]
+    same_as_general(k, None, [(n, b"org.w3id.shulian.record.deleted" if n == "ce_type" else v) for n, v in h
+                              if n != "content-type"])
+    same_as_general(None, b"{}", h)
+    same_as_general(k, b"x" * 5000, h + [("ce_subject", b"k" * 2000)])  # long values, a header twice
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 12), st.sampled_from(["drop", "junk", "none", "twice", "extra"]),
+       st.one_of(st.binary(max_size=40), st.sampled_from([b"", b"\xff\xfe", b"0", b"01", b"12345678901234567890",
+                                                          b"partial", b"text/plain", b"!!notbase64", b"QUJD"])),
+       st.one_of(st.none(), st.binary(max_size=64)))
+def test_the_fast_reader_equals_parse_envelope_and_leaf_hash(which: int, how: str, junk: bytes,
+                                                             value: bytes | None) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    k, v, base = signed_batch(2, key, ce_masked=b"name")[1]
+    hs: list[tuple[str, bytes | None]] = list(base)
+    name = hs[which % len(hs)][0]
+    if how == "drop":
+        hs = [h for h in hs if h[0] != name]
+    elif how == "junk":
+        hs = [(n, junk if n == name else x) for n, x in hs]
+    elif how == "none":
+        hs = [(n, None if n == name else x) for n, x in hs]
+    elif how == "twice":
+        hs.append((name, junk))
+    else:
+        hs.append((junk.decode("latin-1") or "ce_", junk))
+    same_as_general(k, v if which % 2 else value, hs)
+    same_as_general(k, v, hs)  # the per-publisher values are cached: ask again
+
+
+def test_the_verifier_remembers_proven_nodes_not_forgeries() -> None:
+    key, other = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    leaves = [leaf_hash(f"k{i}".encode(), b"{}", headers(f"k{i}")) for i in range(256)]
+    _root, signature, proofs = merkle_sign(key, leaves)
+    calls = 0
+    pub = key.public_key()
+
+    class Counting:
+        def verify(self, sig: bytes, data: bytes) -> None:
+            nonlocal calls
+            calls += 1
+            pub.verify(sig, data)
+
+    verifier = SignatureVerifier()
+    counted: Any = Counting()
+    for i in (5, 4, 200, 0, 255, 17):  # any order: one Ed25519 verification for the whole tree
+        assert verifier.verify(P, counted, leaves[i], proofs[i], signature)
+    assert calls == 1
+    for i in range(256):
+        assert verifier.verify(P, counted, leaves[i], proofs[i], signature)
+    assert calls == 1
+    # known siblings do not vouch for altered messages, nor for other providers or signatures
+    altered = leaf_hash(b"k4", b'{"x":1}', headers("k4"))
+    assert not verifier.verify(P, counted, altered, proofs[4], signature)
+    assert not verifier.verify(P, counted, altered, b"", signature)
+    assert not verifier.verify("91110000000000000X", other.public_key(), leaves[4], proofs[4], signature)
+    forged = other.sign(SIGNATURE_DOMAIN + merkle_root(leaves))
+    assert not verifier.verify(P, pub, leaves[4], proofs[4], forged)
+
+
+def test_the_verifier_stays_bounded_and_correct() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    verifier = SignatureVerifier(max_nodes=40)
+    for t in range(6):
+        leaves = [leaf_hash(f"t{t}k{i}".encode(), b"{}", headers(f"k{i}")) for i in range(64)]
+        _root, signature, proofs = merkle_sign(key, leaves)
+        for i in range(64):
+            assert verifier.verify(P, key.public_key(), leaves[i], proofs[i], signature)
+        assert not verifier.verify(P, key.public_key(), leaf_hash(b"x", b"{}", headers("x")), proofs[0], signature)
+        assert verifier._size <= 40 + 2 * 6 + 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10), lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                         max_size=3), max_leaves=8)))
+def test_records_are_encoded_as_the_store_encodes_them(record: dict[str, Any]) -> None:
+    from node.jsonenc import canonical_bytes
+    from node.transport.kafka._receiver import _encode
+
+    assert _encode(record, "r1") == canonical_bytes(record)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9, 100, 255, 256])
+def test_proofs_follow_the_specification_and_travel_in_base64(n: int) -> None:
+    import hashlib
+
+    from node.transport.kafka._envelope import merkle_sign_b64
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    leaves = [hashlib.sha256(b"leaf %d" % i).digest() for i in range(n)]
+    # the README's construction, level by level: siblings paired, a lone node moves up unchanged
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        levels.append([hashlib.sha256(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)]
+                      + ([cur[-1]] if len(cur) % 2 else []))
+    expected = []
+    for i in range(n):
+        proof, pos = b"", i
+        for level in levels[:-1]:
+            if pos % 2:
+                proof += b"L" + level[pos - 1]
+            elif pos + 1 < len(level):
+                proof += b"R" + level[pos + 1]
+            pos //= 2
+        expected.append(proof)
+    root, signature, proofs = merkle_sign(key, leaves)
+    assert root == levels[-1][0] and proofs == expected
+    root64, signature64, proofs64 = merkle_sign_b64(key, leaves)
+    assert root64 == root and proofs64 == [base64.b64encode(p) for p in expected]
+    key.public_key().verify(signature64, SIGNATURE_DOMAIN + root)

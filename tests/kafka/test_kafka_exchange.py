@@ -221,3 +221,32 @@ def test_a_node_without_kafka_is_disabled_not_failing(tmp_path: Path) -> None:
                 assert (h.status, h.ok) == ("disabled", True)
 
     asyncio.run(scenario())
+
+
+def test_batches_are_checked_in_the_helper_and_its_loss_loses_nothing(federation: Federation) -> None:
+    import dataclasses
+
+    p, a = federation.node("prov"), federation.node("a")
+    p.publish("open", "unconditional")
+    a.subscribe(p, "open")
+    local = local_dataset_id(p.code, "open")
+    eager = dataclasses.replace(FAST, check_process_min_batch=1)
+
+    async def scenario() -> None:
+        async with running(p) as (_pk, ps), running(a, options=eager) as (ak, as_):
+            pool = ak._pool
+            assert pool is not None
+            await until(pool.available, "the check helper to start")
+            ps.upsert_many("open", [(f"o{i}", person(i, "o")) for i in range(300)])
+            await until(lambda: count(as_, local) == 300, "the consumer to store all")
+            assert pool.submitted > 0 and not pool.failed
+            got = as_.get_record(local, "o7")
+            assert got is not None and got.data == person(7, "o") and got.checked == ak.validator.fingerprint
+            assert pool._proc is not None
+            pool._proc.kill()  # the helper dies: the node checks by itself from then on
+            ps.upsert_many("open", [(f"o{i}", person(i, "o")) for i in range(300, 600)])
+            await until(lambda: count(as_, local) == 600, "the consumer to store the rest")
+            assert pool.failed and ak.health().received == 600 and ak.health().quarantined == 0
+            assert ak.health().status == "serving", ak.health()
+
+    asyncio.run(scenario())

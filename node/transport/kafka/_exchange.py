@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,8 +34,9 @@ from node.policy import ResponsibilityList
 from node.store import Store
 from node.transport.kafka._clients import DEFAULT_PARTITIONS, Backoff, TopicManager, client_kwargs
 from node.transport.kafka._inbox import ensure_inbox
+from node.transport.kafka._pool import CheckPool, unpack_outcomes
 from node.transport.kafka._publisher import PreparedBatch, Publisher, partition_for
-from node.transport.kafka._receiver import Incoming, Receiver, Rejected
+from node.transport.kafka._receiver import Accepted, BatchResult, Incoming, Receiver, Rejected
 from node.transport.kafka._routes import RoutePlanner
 from node.transport.kafka._topics import dead_letter_topic
 from node.validation import Validator
@@ -63,6 +64,8 @@ class KafkaOptions:
     request_timeout_ms: int = 15000
     max_backoff: float = 15.0
     group_id: str | None = None  # default shulian-<department code>
+    check_process: bool = True  # check consumed batches in a helper process (a second core), where it can
+    check_process_min_batch: int = 64  # smaller batches are checked in this process (not worth the round trip)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,16 @@ class KafkaHealth:
 
 def _current(source: Any) -> Any:
     return source() if callable(source) else source
+
+
+_new: Any = tuple.__new__  # Incoming(...) without its Python-level __new__
+
+
+@dataclass
+class _ConsumeState:
+    backoff: Backoff
+    assigned: frozenset[Any] = frozenset()
+    uncommitted: dict[Any, int] = field(default_factory=dict)
 
 
 class KafkaExchange:
@@ -133,7 +146,10 @@ class KafkaExchange:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._pub_exec: concurrent.futures.ThreadPoolExecutor | None = None
-        self._sub_exec: concurrent.futures.ThreadPoolExecutor | None = None
+        self._sub_exec: concurrent.futures.ThreadPoolExecutor | None = None  # storing received batches
+        self._chk_exec: concurrent.futures.ThreadPoolExecutor | None = None  # checking them, without a helper
+        self._pool: CheckPool | None = None
+        self._partition_lists: dict[str, list[int]] = {}  # topic -> its partitions, as last sent to
         self._producer: Any = None
         self._consumer: Any = None
         self._admin: Any = None
@@ -163,12 +179,21 @@ class KafkaExchange:
             encryption = load_encryption_key(self.cfg.encryption_key)
         self._pub_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-pub")
         self._sub_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-sub")
+        self._chk_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-check")
         planner = RoutePlanner(self.cfg, self.current_policy, self.current_directory)
         self.publisher = Publisher(cfg=self.cfg, store=self.store, evidence=self.evidence, signing_key=signing,
                                    planner=planner)
         self.receiver = Receiver(node_code=self.me, subscriptions=kafka.subscriptions, store=self.store,
                                  evidence=self.evidence, validator=self.validator,
                                  directory=self.current_directory, encryption_key=encryption)
+        if self.options.consume and kafka.subscriptions and self.options.check_process and \
+                CheckPool.supported(self.validator):
+            self._pool = CheckPool(node_code=self.me, subscriptions=kafka.subscriptions, validator=self.validator,
+                                   encryption_key=encryption)
+            try:  # starts in the background; batches are checked in a thread until it is up
+                self._pool.start()
+            except Exception as exc:  # noqa: BLE001 - no helper process: check in a thread
+                self._pool.fail(exc)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pub_exec, self._prepare_store)
         self._task = asyncio.create_task(self._supervise(), name="shulian-kafka")
@@ -198,10 +223,13 @@ class KafkaExchange:
             elif not task.cancelled() and task.exception() is not None:
                 log.error("the Kafka exchange ended with an error", exc_info=task.exception())
         await self._close_clients()
-        for ex in (self._pub_exec, self._sub_exec):
+        for ex in (self._pub_exec, self._sub_exec, self._chk_exec):
             if ex is not None:
                 await asyncio.get_running_loop().run_in_executor(None, ex.shutdown, True)
-        self._pub_exec = self._sub_exec = None
+        self._pub_exec = self._sub_exec = self._chk_exec = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.get_running_loop().run_in_executor(None, pool.close)
         if self.cfg.kafka is not None:
             self._set_status("stopped")
 
@@ -353,6 +381,8 @@ class KafkaExchange:
         try:
             planned = await loop.run_in_executor(self._pub_exec, self.publisher.planned_topics)
             await self._topics.ensure(planned)
+            for topic in planned:  # known partitions: the first batch is signed per partition too
+                self._partition_lists[topic] = sorted(await self._producer.partitions_for(topic))
             self._ok("topics")
         except Unavailable as exc:
             self._problem("topics", exc.message)
@@ -366,7 +396,8 @@ class KafkaExchange:
                     await asyncio.gather(pending, return_exceptions=True)
                 return
             # the next batch is prepared (read, projected, signed) while Kafka acknowledges this one
-            batch = await (pending or loop.run_in_executor(self._pub_exec, publisher.prepare, limit, 0))
+            batch = await (pending or loop.run_in_executor(self._pub_exec, publisher.prepare, limit, 0,
+                                                           dict(self._partition_lists)))
             pending = None
             if batch is None:
                 self._outbox_pending = 0
@@ -378,7 +409,8 @@ class KafkaExchange:
                 continue
             try:
                 acks = await self._send(batch) if batch.messages else []
-                pending = loop.run_in_executor(self._pub_exec, publisher.prepare, limit, batch.last_id)
+                pending = loop.run_in_executor(self._pub_exec, publisher.prepare, limit, batch.last_id,
+                                               dict(self._partition_lists))
                 failures = [r for r in await asyncio.gather(*acks, return_exceptions=True)
                             if isinstance(r, BaseException)]
                 if failures:
@@ -410,6 +442,7 @@ class KafkaExchange:
         futures = []
         for topic, msgs in by_topic.items():
             partitions = sorted(await producer.partitions_for(topic))
+            self._partition_lists[topic] = partitions  # the next batches are signed per partition
             by_part: dict[int, list[Any]] = {}
             for m in msgs:
                 by_part.setdefault(partition_for(m.key, partitions), []).append(m)
@@ -441,8 +474,12 @@ class KafkaExchange:
         return tps, len(wanted) == len(self.receiver.topics)
 
     async def _consume_loop(self) -> None:
+        """Read, check, store, dead-letter, commit; one batch is checked while the one before is stored.
+
+        Batches are stored in the order read, each in one commit; offsets are committed
+        only after the batch is stored and its dead letters are in Kafka.
+        """
         from aiokafka.errors import KafkaError
-        from aiokafka.structs import OffsetAndMetadata
 
         assert self.receiver is not None and self._topics is not None
         loop = asyncio.get_running_loop()
@@ -453,48 +490,107 @@ class KafkaExchange:
             self._problem("dead-letter", exc.message)
         except KafkaError as exc:
             self._problem("dead-letter", f"cannot create {dead_letter_topic(self.me)}: {exc!r}")
-        assigned: frozenset[Any] = frozenset()
+        state = _ConsumeState(backoff=Backoff(maximum=self.options.max_backoff))
         next_refresh = 0.0
-        uncommitted: dict[Any, int] = {}
-        backoff = Backoff(maximum=self.options.max_backoff)
-        while not self._stopping.is_set():
-            if loop.time() >= next_refresh:
-                try:
-                    assigned, complete = await self._refresh_assignment(assigned)
-                    self._ok("subscriptions")
-                except KafkaError as exc:
-                    self._problem("subscriptions", f"cannot read topic metadata ({exc!r})")
-                    complete = False
-                interval = self.options.metadata_interval
-                next_refresh = loop.time() + (interval if not complete else interval * 10)
-            if not assigned:
-                await self._pause(self.options.metadata_interval)
-                continue
-            data = await consumer.getmany(timeout_ms=500, max_records=self.options.max_records)
-            msgs = [Incoming(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers))
-                    for tp, batch in data.items() for m in batch]
-            if msgs:
-                result = await loop.run_in_executor(self._sub_exec, self.receiver.apply, msgs)
-                self._received += result.received
-                self._stored += result.stored
-                self._quarantined += len(result.rejected)
-                if result.rejected and not await self._dead_letter(result.rejected):
-                    return  # stopping before Kafka had them: leave the offsets uncommitted
-                for tp, batch in data.items():
-                    if batch:
-                        uncommitted[tp] = batch[-1].offset + 1
-            for tp in [tp for tp in uncommitted if tp not in assigned]:
-                del uncommitted[tp]  # no longer read (its topic is gone): nothing to commit there
-            if uncommitted:
-                try:
-                    await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in uncommitted.items()})
-                    uncommitted.clear()
-                    self._ok("consume")
-                    backoff.reset()
-                except KafkaError as exc:
-                    self._problem("consume", f"committing offsets failed ({exc!r}); records are stored, the "
-                                  "offsets are committed again")
-                    await self._pause(backoff.delay())
+        finishing: asyncio.Task[bool] | None = None  # the batch being stored
+        try:
+            while not self._stopping.is_set():
+                if loop.time() >= next_refresh:
+                    try:
+                        state.assigned, complete = await self._refresh_assignment(state.assigned)
+                        self._ok("subscriptions")
+                    except KafkaError as exc:
+                        self._problem("subscriptions", f"cannot read topic metadata ({exc!r})")
+                        complete = False
+                    interval = self.options.metadata_interval
+                    next_refresh = loop.time() + (interval if not complete else interval * 10)
+                if not state.assigned:
+                    await self._pause(self.options.metadata_interval)
+                    continue
+                data = await consumer.getmany(timeout_ms=500, max_records=self.options.max_records)
+                # the messages as plain tuples (the fields of Incoming): the consumer's records are let go
+                # at once, and the collector stops tracking plain tuples of strings and bytes
+                raw = [(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers))
+                       for tp, batch in data.items() for m in batch]
+                ends = {tp: batch[-1].offset + 1 for tp, batch in data.items() if batch}
+                del data
+                checking = self._start_check(raw) if raw else None
+                if finishing is not None:
+                    done, finishing = finishing, None
+                    if not await done:
+                        return  # stopping before Kafka had the dead letters: offsets stay uncommitted
+                if checking is not None:
+                    finishing = asyncio.create_task(self._finish(ends, raw, checking, state))
+                elif state.uncommitted:
+                    await self._commit(state)  # a commit that failed before
+            if finishing is not None:  # stopping: the batch in hand is stored and committed first
+                done, finishing = finishing, None
+                await done
+        finally:
+            if finishing is not None and not finishing.done():
+                finishing.cancel()  # a store under way still commits; its offsets are read again later
+                await asyncio.gather(finishing, return_exceptions=True)
+
+    def _start_check(self, raw: list[tuple[Any, ...]]) -> tuple[asyncio.Future[Any], bool]:
+        """Start checking a batch: in the helper process (True) where there is one, else in the check thread."""
+        pool = self._pool
+        if pool is not None and len(raw) >= self.options.check_process_min_batch and pool.available():
+            try:
+                return asyncio.wrap_future(pool.submit(raw, self.current_directory())), True
+            except Exception as exc:  # noqa: BLE001 - a broken helper: check here
+                pool.fail(exc)
+        return asyncio.get_running_loop().run_in_executor(self._chk_exec, self._check_here, raw), False
+
+    def _check_here(self, raw: list[tuple[Any, ...]]) -> list[Accepted | Rejected]:
+        assert self.receiver is not None
+        return self.receiver.check_many([_new(Incoming, m) for m in raw])
+
+    async def _checked(self, raw: list[tuple[Any, ...]], checking: tuple[asyncio.Future[Any], bool]) -> list[Any]:
+        """The outcomes of a batch's checks; what the helper could not check is checked here."""
+        future, pooled = checking
+        if not pooled:
+            local: list[Accepted | Rejected] = await future
+            return local
+        try:
+            return unpack_outcomes(raw, await future)
+        except Exception as exc:  # noqa: BLE001 - the helper failed or answered nonsense: check here
+            if self._pool is not None:
+                self._pool.fail(exc)
+        return await asyncio.get_running_loop().run_in_executor(self._chk_exec, self._check_here, raw)
+
+    async def _finish(self, ends: dict[Any, int], raw: list[tuple[Any, ...]],
+                      checking: tuple[asyncio.Future[Any], bool], state: _ConsumeState) -> bool:
+        """Store a checked batch, send its dead letters, commit offsets; False: stopping before Kafka had them."""
+        assert self.receiver is not None
+        outcomes = await self._checked(raw, checking)
+        result: BatchResult = await asyncio.get_running_loop().run_in_executor(
+            self._sub_exec, self.receiver.store_checked, outcomes)
+        self._received += result.received
+        self._stored += result.stored
+        self._quarantined += len(result.rejected)
+        if result.rejected and not await self._dead_letter(result.rejected):
+            return False
+        state.uncommitted.update(ends)
+        await self._commit(state)
+        return True
+
+    async def _commit(self, state: _ConsumeState) -> None:
+        from aiokafka.errors import KafkaError
+        from aiokafka.structs import OffsetAndMetadata
+
+        for tp in [tp for tp in state.uncommitted if tp not in state.assigned]:
+            del state.uncommitted[tp]  # no longer read (its topic is gone): nothing to commit there
+        if not state.uncommitted:
+            return
+        try:
+            await self._consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in state.uncommitted.items()})
+            state.uncommitted.clear()
+            self._ok("consume")
+            state.backoff.reset()
+        except KafkaError as exc:
+            self._problem("consume", f"committing offsets failed ({exc!r}); records are stored, the "
+                          "offsets are committed again")
+            await self._pause(state.backoff.delay())
 
     async def _dead_letter(self, rejected: list[Rejected]) -> bool:
         """Send refused messages to the dead-letter topic; retried until Kafka has them (False: stopping)."""

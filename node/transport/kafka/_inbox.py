@@ -63,14 +63,34 @@ def known_versions(conn: sqlite3.Connection, dataset: str, ids: Sequence[str]) -
     return out
 
 
+_ROWS = 128  # rows per INSERT statement (a multiple-row VALUES list: SQLite does the rows' work in one call)
+_UPSERT_HEAD = ("INSERT INTO kafka_inbox (dataset, id, version, provider, topic, partition, kafka_offset, "
+                "received_us) VALUES ")
+_UPSERT_TAIL = (" ON CONFLICT (dataset, id) DO UPDATE SET version = excluded.version, provider = excluded.provider, "
+                "topic = excluded.topic, partition = excluded.partition, kafka_offset = excluded.kafka_offset, "
+                "received_us = excluded.received_us WHERE excluded.version > kafka_inbox.version")
+_SQL: dict[int, str] = {}
+
+
+def _upsert_sql(rows: int) -> str:
+    sql = _SQL.get(rows)
+    if sql is None:
+        sql = _SQL[rows] = _UPSERT_HEAD + ",".join(["(?,?,?,?,?,?,?,?)"] * rows) + _UPSERT_TAIL
+    return sql
+
+
 def remember_versions(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, int, str, str, int, int, int]]) -> None:
-    """Rows of (dataset, id, version, provider, topic, partition, offset, received_us)."""
-    conn.executemany(
-        "INSERT INTO kafka_inbox (dataset, id, version, provider, topic, partition, kafka_offset, received_us) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset, id) DO UPDATE SET version = excluded.version, "
-        "provider = excluded.provider, topic = excluded.topic, partition = excluded.partition, "
-        "kafka_offset = excluded.kafka_offset, received_us = excluded.received_us "
-        "WHERE excluded.version > kafka_inbox.version", list(rows))
+    """Rows of (dataset, id, version, provider, topic, partition, offset, received_us), applied in order
+    (a version not newer than the one held changes nothing)."""
+    flat = [value for row in rows for value in row]
+    total = len(flat) // 8
+    done = 0
+    size = _ROWS
+    while done < total:
+        while size > total - done:  # 128 rows a statement, then powers of two: a few cached statements
+            size //= 2
+        conn.execute(_upsert_sql(size), flat[done * 8:(done + size) * 8])
+        done += size
 
 
 def received_version(store: Store, dataset: str, record_id: str) -> ReceivedVersion | None:

@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from node.config import DatasetConfig, NodeConfig
 from node.errors import NotFound
 from node.evidence import RECORDS_DELIVERED, EvidenceLog
-from node.store import OutboxItem, Store, StoredRecord, canonical_body
+from node.store import OutboxItem, Store, canonical_body
 from node.transport.kafka._crypto import ENCRYPTION_SCHEME, Sealer
 from node.transport.kafka._envelope import (
     CONTENT_TYPE,
@@ -37,7 +37,7 @@ from node.transport.kafka._envelope import (
     TYPE_DELETED,
     TYPE_UPSERTED,
     LeafTemplate,
-    merkle_sign,
+    merkle_sign_b64,
     rfc3339_us,
     source_for,
 )
@@ -47,6 +47,9 @@ __all__ = ["Outgoing", "PreparedBatch", "Publisher", "partition_for", "MAX_MESSA
            "PUBLICATION_STARTED", "PUBLICATION_STOPPED", "RECORDS_WITHHELD"]
 
 log = logging.getLogger(__name__)
+
+#: a record version as the publisher reads it: (id, version, modified_us, deleted, canonical JSON bytes or None)
+_Row = tuple[str, int, int, int, bytes | None]
 
 PUBLICATION_STARTED = "kafka.publication_started"
 PUBLICATION_STOPPED = "kafka.publication_stopped"
@@ -127,8 +130,16 @@ class Publisher:
         return sorted(out)
 
     # ---- preparing --------------------------------------------------------------------
-    def prepare(self, limit: int, after_id: int = 0) -> PreparedBatch | None:
-        """The next batch: up to ``limit`` outbox rows with ``id > after_id``, as signed messages."""
+    def prepare(self, limit: int, after_id: int = 0,
+                partitions: Mapping[str, Sequence[int]] | None = None) -> PreparedBatch | None:
+        """The next batch: up to ``limit`` outbox rows with ``id > after_id``, as signed messages.
+
+        ``partitions``: the partitions of the topics, where known. Messages are then signed
+        in trees of one partition each (a stable sort: each key's versions keep their
+        order), so a consumer reads a tree's messages one after the other and checks each
+        with a look-up or a hash; trees spread over partitions are as valid, only slower
+        to check.
+        """
         items = self.store.pending_outbox(limit, after_id=after_id)
         if not items:
             return None
@@ -150,15 +161,23 @@ class Publisher:
             records = self._load(ds_id, ds_items)
             for route in plan.routes:
                 self._build(batch, ds, route, records)
+        groups = [batch.messages]
+        if partitions:  # one group per (topic, partition), each in its messages' order
+            by_place: dict[tuple[str, int], list[Outgoing]] = {}
+            for m in batch.messages:
+                parts = partitions.get(m.topic)
+                by_place.setdefault((m.topic, partition_for(m.key, parts) if parts else -1), []).append(m)
+            groups = [by_place[place] for place in sorted(by_place)]
+            batch.messages = [m for group in groups for m in group]
         roots: list[str] = []
-        for start in range(0, len(batch.messages), TREE_SIZE):
-            chunk = batch.messages[start:start + TREE_SIZE]
-            root, signature, proofs = merkle_sign(self._key, [m.leaf for m in chunk])
-            sig = base64.b64encode(signature)
-            for m, proof in zip(chunk, proofs, strict=True):
-                m.headers.append((H_SIGNATURE, sig))
-                m.headers.append((H_PROOF, base64.b64encode(proof)))
-            roots.append(root.hex())
+        for group in groups:
+            for start in range(0, len(group), TREE_SIZE):
+                chunk = group[start:start + TREE_SIZE]
+                root, signature, proofs = merkle_sign_b64(self._key, [m.leaf for m in chunk])
+                sig = base64.b64encode(signature)
+                for m, proof in zip(chunk, proofs, strict=True):
+                    m.headers += ((H_SIGNATURE, sig), (H_PROOF, proof))
+                roots.append(root.hex())
         if roots:
             batch.root = bytes.fromhex(roots[0])
             for kind, _actor, details in batch.evidence:
@@ -199,23 +218,29 @@ class Publisher:
                 "message": message}))
             log.info("Kafka publication of %s to %s stopped: %s", plan.dataset, consumer, message)
 
-    def _load(self, dataset: str, items: list[OutboxItem]) -> list[tuple[OutboxItem, StoredRecord]]:
+    def _load(self, dataset: str, items: list[OutboxItem]) -> list[tuple[OutboxItem, _Row]]:
+        """Each outbox row's record version as (id, version, modified_us, deleted, canonical JSON bytes)."""
         ids = list(dict.fromkeys(i.record_id for i in items))
-        current = {r.id: r for r in self.store.iter_records(dataset, ids=ids, include_deleted=True, page_size=500)}
-        out: list[tuple[OutboxItem, StoredRecord]] = []
+        current: dict[str, _Row] = {}
+        for page in self.store.record_pages(dataset, fingerprint="", ids=ids, include_deleted=True, page_size=500):
+            for raw in page:
+                current[raw[0]] = raw[:5]
+        out: list[tuple[OutboxItem, _Row]] = []
         for item in items:
-            rec = current.get(item.record_id)
-            if rec is None or rec.version != item.version:
+            row = current.get(item.record_id)
+            if row is None or row[1] != item.version:  # changed since: that version is in the history
                 rec = self.store.get_record(dataset, item.record_id, version=item.version)
-            if rec is None:
-                log.error("outbox row %d names %s/%s version %d, which the store does not hold", item.id,
-                          dataset, item.record_id, item.version)
-                continue
-            out.append((item, rec))
+                if rec is None:
+                    log.error("outbox row %d names %s/%s version %d, which the store does not hold", item.id,
+                              dataset, item.record_id, item.version)
+                    continue
+                row = (rec.id, rec.version, rec.modified_us, int(rec.deleted),
+                       rec.body.encode("utf-8") if rec.body is not None else None)
+            out.append((item, row))
         return out
 
     def _build(self, batch: PreparedBatch, ds: DatasetConfig, route: Route,
-               records: list[tuple[OutboxItem, StoredRecord]]) -> None:
+               records: list[tuple[OutboxItem, _Row]]) -> None:
         sealer = Sealer(route.recipient) if route.recipient is not None else None
         project = None if route.identity or route.decision is None else route.decision.projector
         suffix = f"/{route.consumer}" if route.consumer else ""
@@ -234,32 +259,31 @@ class Publisher:
         delete_leaf = LeafTemplate(delete_headers, _VARIABLE)
         out = batch.messages
         count = 0
-        for item, rec in records:
-            rid = rec.id
+        for item, (rid, rec_version, modified_us, deleted, body) in records:
             value: bytes | None
-            if rec.deleted or rec.body is None:
+            if deleted or body is None:
                 if route.id_masked and project is not None:
                     rid = project({"id": rid})["id"]
                 value = None
             elif project is None:
-                value = rec.body.encode("utf-8")
+                value = body
             else:
-                projected = project(json.loads(rec.body))
+                projected = project(json.loads(body))
                 rid = projected["id"]
                 value = canonical_body(projected).encode("utf-8")
-            ce_id = f"{ds.id}/{rid}/{rec.version}{suffix}".encode()
+            ce_id = f"{ds.id}/{rid}/{rec_version}{suffix}".encode()
             if value is not None and sealer is not None:
                 value = sealer.seal(value, ce_id)
             if value is not None and len(value) > MAX_MESSAGE_BYTES:
                 log.error("record %s/%s version %d is %d bytes, over the %d-byte message limit: not published",
-                          ds.id, rec.id, rec.version, len(value), MAX_MESSAGE_BYTES)
+                          ds.id, item.record_id, rec_version, len(value), MAX_MESSAGE_BYTES)
                 batch.evidence.append((RECORDS_WITHHELD, "node", {
                     "dataset": ds.id, "count": 1, "reason": "too large for a Kafka message",
-                    "outbox": [item.id, item.id], "record": rec.id, "version": rec.version}))
+                    "outbox": [item.id, item.id], "record": item.record_id, "version": rec_version}))
                 continue
             key = rid.encode("utf-8")
-            when = rfc3339_us(rec.modified_us).encode()
-            version = str(rec.version).encode()
+            when = rfc3339_us(modified_us).encode()
+            version = b"%d" % rec_version
             variable = (ce_id, key, when, version)  # in the order of _VARIABLE
             own = [("ce_id", ce_id), ("ce_subject", key), ("ce_time", when), ("ce_recordversion", version)]
             if value is None:
