@@ -8,18 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_store_records import person  # the same sample record (tests/node is on sys.path)
 
 from node.errors import InputError
 from node.jsonenc import canonical_bytes
 from node.store import Store, content_hash
 from node.store._records import _ROWS, _insert_rows
-
-
-def person(i: int, **extra: Any) -> dict[str, Any]:
-    rec = {"id": f"p{i:06d}", "type": "Person", "identityNumber": "11010519491231002X", "name": f"张三{i}",
-           "sex": "1", "ethnicity": "01", "birthDate": "1949-12-31", "householdDivision": "110105"}
-    rec.update(extra)
-    return rec
 
 
 @pytest.fixture()
