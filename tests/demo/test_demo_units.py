@@ -80,13 +80,25 @@ def test_a_missing_component_is_a_skip_naming_it() -> None:
 
 
 def test_the_division_list_is_found_beside_the_repository(shared_data: Path, tmp_path: Path) -> None:
-    found = find_division_csvs(None, tmp_path, REPO)
+    # start from the repository itself: a walk up from a temporary folder may meet another
+    # machine-wide ../shared first (CI has one), which is the next test's subject
+    found = find_division_csvs(None, REPO, REPO)
     assert [p.name for p in found] == ["provinces.csv", "cities.csv", "areas.csv"]
     assert found[0].parent == (shared_data / "divisions").resolve()
     one = find_division_csvs(shared_data / "divisions" / "areas.csv", tmp_path, REPO)
     assert one == [(shared_data / "divisions" / "areas.csv").resolve()]
     with pytest.raises(InputError, match="no CSV files"):
         find_division_csvs(tmp_path, tmp_path, REPO)
+
+
+def test_a_division_list_beside_the_working_directory_comes_before_the_repositorys(tmp_path: Path) -> None:
+    mine = tmp_path / "site" / "shared" / "data" / "divisions"
+    mine.mkdir(parents=True)
+    (mine / "provinces.csv").write_text("code,name\n", encoding="utf-8")
+    work = tmp_path / "site" / "work" / "deeper"
+    work.mkdir(parents=True)
+    found = find_division_csvs(None, work, REPO)
+    assert found == [(mine / "provinces.csv").resolve()]
 
 
 @pytest.mark.integration
