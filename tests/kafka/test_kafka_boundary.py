@@ -7,6 +7,7 @@ receiver as Kafka would deliver them. The broker tests are in test_kafka_exchang
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -387,6 +388,7 @@ def _mixed_batch(world: World) -> list[Incoming]:
 def test_the_check_helper_gives_the_verdicts_of_the_node(world: World) -> None:
     from node.transport.kafka import Accepted
     from node.transport.kafka._pool import CheckPool, unpack_outcomes
+    from node.transport.kafka._receiver import CheckedBatch
 
     batch = _mixed_batch(world)
     rx = world.receiver(world.a)
@@ -402,10 +404,11 @@ def test_the_check_helper_gives_the_verdicts_of_the_node(world: World) -> None:
         pool.close()
     assert pool.submitted == 2
     # the same verdicts; the helper sends the record's canonical JSON, not the decoded record
-    assert there == [o._replace(record=None) if isinstance(o, Accepted) else o for o in here]
-    assert again == there[:10]
+    assert there == dataclasses.replace(CheckedBatch.of(here), records=None)
+    assert again == dataclasses.replace(CheckedBatch.of(here[:10]), records=None)
+    assert there.subjects and all(isinstance(o, Accepted) for o in (here[i] for i in there.at))
     # stored from the helper's outcomes: the same records as checking and storing here
-    result = rx.store_checked(there)
+    result = rx.store_batch(there)
     assert (result.stored, len(result.rejected)) == (sum(isinstance(o, Accepted) for o in here), 6)
     other = world.receiver(world.b)
     other_store = world.b.store
@@ -414,6 +417,37 @@ def test_the_check_helper_gives_the_verdicts_of_the_node(world: World) -> None:
     for local in (local_dataset_id(world.p.node.code, "open"), local_dataset_id(world.p.node.code, "population")):
         assert [(r.id, r.version, r.deleted, r.data, r.checked) for r in world.a.store.iter_records(local, include_deleted=True)] \
             == [(r.id, r.version, r.deleted, r.data, r.checked) for r in other_store.iter_records(local, include_deleted=True)]
+
+
+def test_a_helper_answer_that_does_not_fit_the_batch_is_refused(world: World) -> None:
+    from node.transport.kafka._pool import pack_outcomes, unpack_outcomes
+
+    batch = _mixed_batch(world)
+    here = world.receiver(world.a).check_many(batch)
+    packed = pack_outcomes(here)
+    assert unpack_outcomes(batch, packed).at == [i for i, o in enumerate(here) if type(o).__name__ == "Accepted"]
+    for bad in (packed[:-1],  # a column missing
+                (packed[0][:-1], *packed[1:]),  # a column short
+                (*packed[:11], packed[11][:-1]),  # a refusal missing
+                ([packed[0][1], *packed[0][1:]], *packed[1:]),  # a message accepted twice, one left out
+                [1, 2]):  # not a checked batch at all
+        with pytest.raises(RuntimeError, match="check helper answered"):
+            unpack_outcomes(batch, bad)
+    with pytest.raises(RuntimeError, match="check helper answered"):
+        unpack_outcomes(batch[:-1], packed)  # answered for more messages than asked
+
+
+def test_a_checked_upsert_without_body_or_record_is_not_stored_empty(world: World) -> None:
+    from node.transport.kafka._pool import pack_outcomes, unpack_outcomes
+
+    batch = _mixed_batch(world)
+    rx = world.receiver(world.a)
+    checked = unpack_outcomes(batch, pack_outcomes(rx.check_many(batch)))
+    j = checked.deleted.index(False)
+    checked.bodies[j] = None  # an upsert that lost its body, and no decoded record to fall back on
+    with pytest.raises(RuntimeError, match="an upsert without its record"):
+        rx.store_batch(checked)
+    assert world.a.store.get_record(checked.locals[j], checked.subjects[j]) is None  # nothing half-stored
 
 
 def test_only_records_the_validator_passed_whole_keep_its_fingerprint(world: World) -> None:

@@ -14,6 +14,7 @@ zero-argument callables returning the current value (so a daemon can reload them
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import datetime as dt
 import logging
@@ -36,7 +37,7 @@ from node.transport.kafka._clients import DEFAULT_PARTITIONS, Backoff, TopicMana
 from node.transport.kafka._inbox import ensure_inbox
 from node.transport.kafka._pool import CheckPool, unpack_outcomes
 from node.transport.kafka._publisher import PreparedBatch, Publisher, partition_for
-from node.transport.kafka._receiver import Accepted, BatchResult, Incoming, Receiver, Rejected
+from node.transport.kafka._receiver import Accepted, BatchResult, CheckedBatch, Incoming, Receiver, Rejected
 from node.transport.kafka._routes import RoutePlanner
 from node.transport.kafka._topics import dead_letter_topic
 from node.validation import Validator
@@ -66,6 +67,7 @@ class KafkaOptions:
     group_id: str | None = None  # default shulian-<department code>
     check_process: bool = True  # check consumed batches in a helper process (a second core), where it can
     check_process_min_batch: int = 64  # smaller batches are checked in this process (not worth the round trip)
+    check_ahead: int = 2  # batches read and being checked while an earlier one is stored (at least 1)
 
 
 @dataclass(frozen=True)
@@ -474,10 +476,12 @@ class KafkaExchange:
         return tps, len(wanted) == len(self.receiver.topics)
 
     async def _consume_loop(self) -> None:
-        """Read, check, store, dead-letter, commit; one batch is checked while the one before is stored.
+        """Read, check, store, dead-letter, commit; later batches are checked while an earlier one is stored.
 
-        Batches are stored in the order read, each in one commit; offsets are committed
-        only after the batch is stored and its dead letters are in Kafka.
+        Up to ``check_ahead`` batches are read and handed to the checks ahead of the one being
+        stored, so neither the checks nor the storing wait for the other. Batches are stored in
+        the order read, each in one commit; offsets are committed only after the batch is
+        stored and its dead letters are in Kafka.
         """
         from aiokafka.errors import KafkaError
 
@@ -492,7 +496,9 @@ class KafkaExchange:
             self._problem("dead-letter", f"cannot create {dead_letter_topic(self.me)}: {exc!r}")
         state = _ConsumeState(backoff=Backoff(maximum=self.options.max_backoff))
         next_refresh = 0.0
-        finishing: asyncio.Task[bool] | None = None  # the batch being stored
+        ahead = max(1, self.options.check_ahead)
+        # the batches being checked and stored, oldest first: each stores after the one before it
+        finishing: collections.deque[asyncio.Task[bool]] = collections.deque()
         try:
             while not self._stopping.is_set():
                 if loop.time() >= next_refresh:
@@ -514,22 +520,22 @@ class KafkaExchange:
                        for tp, batch in data.items() for m in batch]
                 ends = {tp: batch[-1].offset + 1 for tp, batch in data.items() if batch}
                 del data
-                checking = self._start_check(raw) if raw else None
-                if finishing is not None:
-                    done, finishing = finishing, None
-                    if not await done:
+                if raw:
+                    before = finishing[-1] if finishing else None
+                    finishing.append(asyncio.create_task(
+                        self._finish(ends, raw, self._start_check(raw), state, before)))
+                while finishing and (len(finishing) > ahead or finishing[0].done()):
+                    if not await finishing.popleft():
                         return  # stopping before Kafka had the dead letters: offsets stay uncommitted
-                if checking is not None:
-                    finishing = asyncio.create_task(self._finish(ends, raw, checking, state))
-                elif state.uncommitted:
+                if not raw and not finishing and state.uncommitted:
                     await self._commit(state)  # a commit that failed before
-            if finishing is not None:  # stopping: the batch in hand is stored and committed first
-                done, finishing = finishing, None
-                await done
+            while finishing:  # stopping: the batches in hand are stored and committed first
+                await finishing.popleft()
         finally:
-            if finishing is not None and not finishing.done():
-                finishing.cancel()  # a store under way still commits; its offsets are read again later
-                await asyncio.gather(finishing, return_exceptions=True)
+            if finishing:  # a store under way still commits; the offsets of the rest are read again later
+                for task in finishing:
+                    task.cancel()
+                await asyncio.gather(*finishing, return_exceptions=True)
 
     def _start_check(self, raw: list[tuple[Any, ...]]) -> tuple[asyncio.Future[Any], bool]:
         """Start checking a batch: in the helper process (True) where there is one, else in the check thread."""
@@ -545,26 +551,32 @@ class KafkaExchange:
         assert self.receiver is not None
         return self.receiver.check_many([_new(Incoming, m) for m in raw])
 
-    async def _checked(self, raw: list[tuple[Any, ...]], checking: tuple[asyncio.Future[Any], bool]) -> list[Any]:
-        """The outcomes of a batch's checks; what the helper could not check is checked here."""
+    async def _checked(self, raw: list[tuple[Any, ...]], checking: tuple[asyncio.Future[Any], bool]) -> CheckedBatch:
+        """The batch checked; what the helper could not check is checked here."""
         future, pooled = checking
         if not pooled:
             local: list[Accepted | Rejected] = await future
-            return local
+            return CheckedBatch.of(local)
         try:
             return unpack_outcomes(raw, await future)
         except Exception as exc:  # noqa: BLE001 - the helper failed or answered nonsense: check here
             if self._pool is not None:
                 self._pool.fail(exc)
-        return await asyncio.get_running_loop().run_in_executor(self._chk_exec, self._check_here, raw)
+        return CheckedBatch.of(await asyncio.get_running_loop().run_in_executor(self._chk_exec, self._check_here, raw))
 
     async def _finish(self, ends: dict[Any, int], raw: list[tuple[Any, ...]],
-                      checking: tuple[asyncio.Future[Any], bool], state: _ConsumeState) -> bool:
-        """Store a checked batch, send its dead letters, commit offsets; False: stopping before Kafka had them."""
+                      checking: tuple[asyncio.Future[Any], bool], state: _ConsumeState,
+                      before: asyncio.Task[bool] | None = None) -> bool:
+        """Store a checked batch, send its dead letters, commit offsets; False: stopping before Kafka had them.
+
+        ``before``: the batch read before this one, which must be stored and committed first.
+        """
         assert self.receiver is not None
-        outcomes = await self._checked(raw, checking)
+        checked = await self._checked(raw, checking)
+        if before is not None and not await before:
+            return False
         result: BatchResult = await asyncio.get_running_loop().run_in_executor(
-            self._sub_exec, self.receiver.store_checked, outcomes)
+            self._sub_exec, self.receiver.store_batch, checked)
         self._received += result.received
         self._stored += result.stored
         self._quarantined += len(result.rejected)

@@ -41,41 +41,75 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from node.config import Subscription
 from node.federation import FederationDirectory
-from node.transport.kafka._envelope import Envelope
-from node.transport.kafka._receiver import Accepted, Checker, Incoming, Rejected
+from node.transport.kafka._envelope import TYPE_DELETED
+from node.transport.kafka._receiver import Accepted, CheckedBatch, Checker, Incoming, Rejected
 from node.validation import Validator
 
 __all__ = ["CheckPool", "Packed", "pack_outcomes", "unpack_outcomes"]
 
 log = logging.getLogger(__name__)
 
-#: one outcome as it crosses the process boundary (marshal-ready), without the message (the caller
-#: has it) and without the decoded record (its canonical JSON is enough to store it):
-#: (True, envelope fields, local dataset, record type, checked, body, digest) or
-#: (False, pickle of (code, detail, violations, provider, dataset))
+#: a checked batch as it crosses the process boundary (marshal-ready: lists of plain values): the
+#: columns of :class:`CheckedBatch` for the accepted messages (without the messages, which the caller
+#: has, and without the decoded records: the canonical JSON is enough to store them), then the
+#: rejections as (position, pickle of (code, detail, violations, provider, dataset))
 Packed = tuple[Any, ...]
+_COLUMNS = 11  # at, subjects, versions, deleted, checked, bodies, digests, locals, record_types, providers, datasets
 _HEAD = 8
 _GC_THRESHOLD = 50_000  # allocations between young collections in the helper (CPython's default: 700)
 _new = tuple.__new__  # a NamedTuple from its fields, without its Python-level __new__
 
 
-def pack_outcomes(outcomes: Sequence[Accepted | Rejected]) -> list[Packed]:
-    out: list[Packed] = []
-    for o in outcomes:
+def pack_outcomes(outcomes: Sequence[Accepted | Rejected]) -> Packed:
+    at: list[int] = []
+    subjects: list[str] = []
+    versions: list[int] = []
+    deleted: list[bool] = []
+    checked: list[bool] = []
+    bodies: list[bytes | None] = []
+    digests: list[bytes] = []
+    locals_: list[str] = []
+    types: list[str | None] = []
+    providers: list[str] = []
+    datasets: list[str] = []
+    rejections: list[tuple[int, bytes]] = []
+    for i, o in enumerate(outcomes):
         if isinstance(o, Accepted):
-            out.append((True, tuple(o.env), o.local_dataset, o.record_type, o.checked, o.body, o.digest))
+            env = o.env
+            at.append(i)
+            subjects.append(env.subject)
+            versions.append(env.version)
+            deleted.append(env.type == TYPE_DELETED)
+            checked.append(o.checked)
+            bodies.append(o.body)
+            digests.append(o.digest)
+            locals_.append(o.local_dataset)
+            types.append(o.record_type)
+            providers.append(env.provider)
+            datasets.append(env.dataset)
         else:
-            out.append((False, pickle.dumps((o.code, o.detail, o.violations, o.provider, o.dataset),
-                                            protocol=pickle.HIGHEST_PROTOCOL)))
-    return out
+            rejections.append((i, pickle.dumps((o.code, o.detail, o.violations, o.provider, o.dataset),
+                                               protocol=pickle.HIGHEST_PROTOCOL)))
+    return (at, subjects, versions, deleted, checked, bodies, digests, locals_, types, providers, datasets,
+            rejections)
 
 
-def unpack_outcomes(msgs: Sequence[tuple[Any, ...]], packed: Sequence[Packed]) -> list[Accepted | Rejected]:
-    """The outcomes of checking ``msgs`` (Incoming, or tuples of its fields) from the helper's answer."""
-    if len(packed) != len(msgs):
-        raise RuntimeError(f"the check helper answered {len(packed)} outcomes for {len(msgs)} messages")
-    return [_new(Accepted, (_new(Incoming, m), _new(Envelope, p[1]), None, p[2], p[3], p[4], p[5], p[6])) if p[0]
-            else Rejected(_new(Incoming, m), *pickle.loads(p[1])) for m, p in zip(msgs, packed, strict=True)]
+def unpack_outcomes(msgs: Sequence[tuple[Any, ...]], packed: Packed) -> CheckedBatch:
+    """The checked batch ``msgs`` (Incoming, or tuples of its fields) from the helper's answer."""
+    if not isinstance(packed, tuple) or len(packed) != _COLUMNS + 1:
+        raise RuntimeError("the check helper answered something that is not a checked batch")
+    columns, rejections = packed[:_COLUMNS], packed[_COLUMNS]
+    at = columns[0]
+    n = len(at)
+    if any(len(c) != n for c in columns) or n + len(rejections) != len(msgs) or \
+            sorted([*at, *(r[0] for r in rejections)]) != list(range(len(msgs))):
+        raise RuntimeError(f"the check helper answered {n} accepted and {len(rejections)} refused messages "
+                           f"that are not the {len(msgs)} messages asked")
+    rejected = [Rejected(m if isinstance(m, Incoming) else _new(Incoming, m), *pickle.loads(p))
+                for i, p in rejections for m in (msgs[i],)]
+    (at, subjects, versions, deleted, checked, bodies, digests, locals_, types, providers, datasets) = columns
+    return CheckedBatch(msgs, at, subjects, versions, deleted, checked, bodies, digests, locals_, types, providers,
+                        datasets, rejected)
 
 
 def _encode(obj: Any, fast: bool) -> bytes:
@@ -124,7 +158,7 @@ class _Helper:
             raise RuntimeError("no federation directory was sent")
         return self.directory
 
-    def check(self, msgs: list[tuple[Any, ...]]) -> list[Packed]:
+    def check(self, msgs: list[tuple[Any, ...]]) -> Packed:
         return pack_outcomes(self.checker.check_many([_new(Incoming, m) for m in msgs]))
 
 

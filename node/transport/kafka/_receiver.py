@@ -57,6 +57,7 @@ __all__ = [
     "Accepted",
     "Rejected",
     "BatchResult",
+    "CheckedBatch",
     "Receiver",
     "Checker",
     "local_dataset_id",
@@ -76,6 +77,7 @@ _dumps = orjson.dumps
 _SORTED = orjson.OPT_SORT_KEYS
 _is_record_id = RECORD_ID_RE.match
 _new_accepted: Any = tuple.__new__  # Accepted(...) without its Python-level __new__
+_new_incoming: Any = tuple.__new__
 
 
 def local_dataset_id(provider: str, dataset: str) -> str:
@@ -146,6 +148,50 @@ class BatchResult:
     duplicates: int = 0  # accepted records already held in this or a newer version
     rejected: list[Rejected] = field(default_factory=list)
     quarantine_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CheckedBatch:
+    """A checked batch as the store takes it: the accepted messages as columns, and the rejections.
+
+    Built from :class:`Accepted` outcomes (:meth:`of`), or from the check helper's answer
+    (:func:`node.transport.kafka._pool.unpack_outcomes`) without an object per message.
+    Column ``j`` describes the accepted message ``msgs[at[j]]``; ``at`` ascends.
+    """
+
+    msgs: Sequence[tuple[Any, ...]]  # every message of the batch (Incoming, or tuples of its fields), in order
+    at: list[int]
+    subjects: list[str]  # the record ids (ce_subject)
+    versions: list[int]  # the provider's versions
+    deleted: list[bool]
+    checked: list[bool]  # the whole record passed the validator
+    bodies: list[bytes | None]  # canonical JSON (None: a deletion, or a record given only in `records`)
+    digests: list[bytes]
+    locals: list[str]  # the local datasets
+    record_types: list[str | None]
+    providers: list[str]
+    datasets: list[str]  # the provider's dataset ids
+    rejected: list[Rejected]
+    records: list[dict[str, Any] | None] | None = None  # the decoded records, where checked in this process
+
+    @classmethod
+    def of(cls, outcomes: Sequence[Accepted | Rejected]) -> CheckedBatch:
+        accepted = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, Accepted)]
+        acc = [o for _i, o in accepted]
+        return cls([o.msg for o in outcomes], [i for i, _o in accepted], [a.env.subject for a in acc],
+                   [a.env.version for a in acc], [a.env.deleted for a in acc], [a.checked for a in acc],
+                   [a.body for a in acc], [a.digest for a in acc], [a.local_dataset for a in acc],
+                   [a.record_type for a in acc], [a.env.provider for a in acc], [a.env.dataset for a in acc],
+                   [o for o in outcomes if isinstance(o, Rejected)],
+                   [a.record for a in acc])
+
+    def message(self, j: int) -> Incoming:
+        """The accepted message of column ``j``."""
+        m = self.msgs[self.at[j]]
+        if isinstance(m, Incoming):
+            return m
+        made: Incoming = _new_incoming(Incoming, m)
+        return made
 
 
 class _Reject(Exception):
@@ -354,7 +400,7 @@ class Receiver:
         return self.checker.check_many(msgs)
 
     # ---- storing ----------------------------------------------------------------------
-    def _ensure_local(self, dataset: str, record_type: str | None, env: Envelope) -> None:
+    def _ensure_local(self, dataset: str, record_type: str | None, provider: str, provider_dataset: str) -> None:
         if (dataset, record_type) in self._ready:
             return
         try:
@@ -363,7 +409,7 @@ class Receiver:
                 raise NotFound(dataset)
         except NotFound:
             self.store.ensure_dataset(dataset, record_type, publish=False, metadata={
-                "source": "kafka", "provider": env.provider, "dataset": env.dataset})
+                "source": "kafka", "provider": provider, "dataset": provider_dataset})
         self._ready.add((dataset, record_type))
 
     def apply(self, msgs: Sequence[Incoming], *, retry_of: int | None = None) -> BatchResult:
@@ -373,29 +419,35 @@ class Receiver:
     def store_checked(self, outcomes: Sequence[Accepted | Rejected], *, retry_of: int | None = None) -> BatchResult:
         """Store a checked batch (the outcomes of :meth:`check_many`, in order): records, quarantine
         rows and evidence in ONE commit."""
-        result = BatchResult(received=len(outcomes))
-        accepted: dict[str, list[Accepted]] = {}
-        for outcome in outcomes:
-            if outcome.__class__ is Accepted:
-                accepted.setdefault(outcome.local_dataset, []).append(outcome)
+        return self.store_batch(CheckedBatch.of(outcomes), retry_of=retry_of)
+
+    def store_batch(self, batch: CheckedBatch, *, retry_of: int | None = None) -> BatchResult:
+        """:meth:`store_checked` of a batch in columns (as the check helper answers)."""
+        result = BatchResult(received=len(batch.msgs), rejected=list(batch.rejected))
+        groups: dict[str, list[int]] = {}  # local dataset -> its columns, in order
+        for j, local in enumerate(batch.locals):
+            cols = groups.get(local)
+            if cols is None:
+                groups[local] = [j]
             else:
-                result.rejected.append(outcome)  # type: ignore[arg-type]
+                cols.append(j)
         now_us = time.time_ns() // 1000
         entries: list[tuple[str, str, dict[str, Any]]] = []
         with self.store.transaction() as conn:
-            for dataset, items in accepted.items():
-                stored, dups, refused = self._store(conn, dataset, items, now_us)
+            for dataset, cols in groups.items():
+                stored, dups, refused = self._store(conn, dataset, batch, cols, now_us)
                 result.stored += stored
                 result.duplicates += dups
                 result.rejected += refused
-                first = items[0].env
+                first = cols[0]
                 details: dict[str, Any] = {
-                    "provider": first.provider, "dataset": first.dataset, "local_dataset": dataset,
-                    "count": len(items), "stored": stored, "duplicates": dups, "offsets": _offsets(items),
+                    "provider": batch.providers[first], "dataset": batch.datasets[first], "local_dataset": dataset,
+                    "count": len(cols), "stored": stored, "duplicates": dups,
+                    "offsets": _offsets([batch.msgs[batch.at[j]] for j in cols]),
                 }
                 if retry_of is not None:
                     details["retry_of"] = retry_of
-                entries.append((RECORDS_RECEIVED, first.provider, details))
+                entries.append((RECORDS_RECEIVED, batch.providers[first], details))
             if result.rejected:
                 reasons: dict[str, int] = {}
                 for rej in result.rejected:
@@ -416,58 +468,68 @@ class Receiver:
                 self.evidence.append_many(entries)
         return result
 
-    def _store(self, conn: Any, dataset: str, items: list[Accepted],
+    def _store(self, conn: Any, dataset: str, batch: CheckedBatch, cols: list[int],
                now_us: int) -> tuple[int, int, list[Rejected]]:
-        known = known_versions(conn, dataset, [a.env.subject for a in items])
-        fresh: list[Accepted] = []
+        subjects, versions = batch.subjects, batch.versions
+        known = known_versions(conn, dataset, [subjects[j] for j in cols])
+        get = known.get
+        fresh: list[int] = []
         dups = 0
-        for a in items:
-            if a.env.version <= known.get(a.env.subject, 0):
+        for j in cols:
+            subject, version = subjects[j], versions[j]
+            if version <= get(subject, 0):
                 dups += 1
                 continue
-            known[a.env.subject] = a.env.version
-            fresh.append(a)
+            known[subject] = version
+            fresh.append(j)
         if not fresh:
             return 0, dups, []
-        self._ensure_local(dataset, fresh[0].record_type, fresh[0].env)
+        j0 = fresh[0]
+        self._ensure_local(dataset, batch.record_types[j0], batch.providers[j0], batch.datasets[j0])
+        deleted, checked = batch.deleted, batch.checked
         refused: list[Rejected] = []
-        applied: list[Accepted] = []
+        applied: list[int] = []
         start = 0
         while start < len(fresh):  # consecutive runs of deletions, or of upserts alike in `checked`, in order
-            deleting = fresh[start].env.deleted
-            checked = fresh[start].checked
+            deleting = deleted[fresh[start]]
+            whole = checked[fresh[start]]
             end = start
-            while end < len(fresh) and fresh[end].env.deleted == deleting and fresh[end].checked == checked:
+            while end < len(fresh) and deleted[fresh[end]] == deleting and checked[fresh[end]] == whole:
                 end += 1
             run = fresh[start:end]
             try:
-                self._write(dataset, run, deleting, checked)
+                self._write(dataset, batch, run, deleting, whole)
                 applied += run
             except InputError:
-                for a in run:  # isolate what the store refuses
+                for j in run:  # isolate what the store refuses
                     try:
-                        self._write(dataset, [a], deleting, checked)
-                        applied.append(a)
+                        self._write(dataset, batch, [j], deleting, whole)
+                        applied.append(j)
                     except InputError as exc:
-                        refused.append(Rejected(a.msg, "STORE_REFUSED", exc.message, (), a.env.provider,
-                                                a.env.dataset))
+                        refused.append(Rejected(batch.message(j), "STORE_REFUSED", exc.message, (),
+                                                batch.providers[j], batch.datasets[j]))
             start = end
-        remember_versions(conn, [(dataset, a.env.subject, a.env.version, a.env.provider, a.msg.topic,
-                                  a.msg.partition, a.msg.offset, now_us) for a in applied])
+        msgs, at, providers = batch.msgs, batch.at, batch.providers
+        remember_versions(conn, [(dataset, subjects[j], versions[j], providers[j], m[0], m[1], m[2], now_us)
+                                 for j in applied for m in (msgs[at[j]],)])
         return len(applied), dups, refused
 
-    def _write(self, dataset: str, run: list[Accepted], deleting: bool, checked: bool) -> None:
+    def _write(self, dataset: str, batch: CheckedBatch, run: list[int], deleting: bool, checked: bool) -> None:
+        subjects = batch.subjects
         if deleting:
-            self.store.delete_many(dataset, [a.env.subject for a in run])
+            self.store.delete_many(dataset, [subjects[j] for j in run])
             return
         # a record the validator passed whole keeps its fingerprint: readers need not validate it again
         fingerprint = self.validator.fingerprint if checked else None
-        bodies = [a.body for a in run if a.body is not None]
+        bodies = [b for j in run if (b := batch.bodies[j]) is not None]
         if len(bodies) == len(run):  # checked and encoded by the Checker
-            self.store.upsert_encoded(dataset, [a.env.subject for a in run], bodies, [a.digest for a in run],
+            self.store.upsert_encoded(dataset, [subjects[j] for j in run], bodies, [batch.digests[j] for j in run],
                                       checked=fingerprint)
-        else:  # built by hand
-            self.store.upsert_many(dataset, [(a.env.subject, a.record or {}) for a in run], checked=fingerprint)
+            return
+        records = batch.records  # built by hand
+        if records is None or any(records[j] is None for j in run if batch.bodies[j] is None):
+            raise RuntimeError(f"a checked batch for {dataset} has an upsert without its record")
+        self.store.upsert_many(dataset, [(subjects[j], records[j] or {}) for j in run], checked=fingerprint)
 
 
 def _encode(record: dict[str, Any], record_id: str) -> bytes:
@@ -487,16 +549,16 @@ def _encode(record: dict[str, Any], record_id: str) -> bytes:
         raise _Reject("STORE_REFUSED", f"record {record_id!r}: not JSON-serialisable ({exc})") from exc
 
 
-def _offsets(items: list[Accepted]) -> dict[str, list[int]]:
+def _offsets(msgs: list[tuple[Any, ...]]) -> dict[str, list[int]]:
+    """The first and last offset of the messages (Incoming, or tuples of its fields) per topic partition."""
     out: dict[str, list[int]] = {}
     names: dict[tuple[str, int], str] = {}
-    for a in items:
-        msg = a.msg
-        tp = (msg.topic, msg.partition)
+    for msg in msgs:
+        tp = (msg[0], msg[1])
         key = names.get(tp)
         if key is None:
-            key = names[tp] = f"{msg.topic}/{msg.partition}"
-        offset = msg.offset
+            key = names[tp] = f"{msg[0]}/{msg[1]}"
+        offset = msg[2]
         span = out.get(key)
         if span is None:
             out[key] = [offset, offset]
