@@ -250,3 +250,33 @@ def test_batches_are_checked_in_the_helper_and_its_loss_loses_nothing(federation
             assert ak.health().status == "serving", ak.health()
 
     asyncio.run(scenario())
+
+
+def test_batches_checked_ahead_are_stored_in_order_and_a_stop_in_flight_loses_nothing(
+        federation: Federation) -> None:
+    import dataclasses
+
+    p, a = federation.node("prov"), federation.node("a")
+    p.publish("open", "unconditional")
+    a.subscribe(p, "open")
+    local = local_dataset_id(p.code, "open")
+    # many small batches, several read and checked ahead of the one being stored
+    small = dataclasses.replace(FAST, max_records=7, check_ahead=3, check_process_min_batch=1)
+    NAMES = ("王秀英", "李明", "张伟")  # noqa: N806
+
+    async def scenario() -> None:
+        async with running(p) as (_pk, ps):
+            for round_ in range(3):  # the same ids again: each round is a newer version of every record
+                ps.upsert_many("open", [(f"o{i}", dict(person(i, "o"), name=NAMES[round_])) for i in range(120)])
+            async with running(a, options=small) as (ak, as_):
+                await until(lambda: ak.health().stored > 40, "the consumer to store some")
+            # stopped with batches in flight: what was stored stays, the rest is read again
+            async with running(a, options=small) as (ak, as_):
+                await until(lambda: count(as_, local) == 120 and all(
+                    r.version == 3 for r in as_.iter_records(local)), "the consumer to store the last versions")
+                for i in (0, 57, 119):  # the last version won, in order
+                    got = as_.get_record(local, f"o{i}")
+                    assert got is not None and got.data == dict(person(i, "o"), name=NAMES[2])
+                assert ak.health().quarantined == 0
+
+    asyncio.run(scenario())
