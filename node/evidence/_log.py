@@ -12,7 +12,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from node.errors import InputError
-from node.evidence._entry import GENESIS_HASH, KIND_RE, EvidenceEntry, canonical, entry_hash_encoded, now_iso
+from node.evidence._entry import (
+    GENESIS_HASH,
+    KIND_RE,
+    EvidenceEntry,
+    canonical,
+    canonical_plain,
+    entry_hash_encoded,
+    now_iso,
+)
 from node.evidence._verify import VerifyReport, verify_entries
 from node.pki import key_id
 from node.store import Store
@@ -53,8 +61,15 @@ class EvidenceLog:
         """Append one entry (e.g. ``append("access.granted", consumer_code, {...})``)."""
         return self.append_many([(kind, actor, details)])[0]
 
-    def append_many(self, items: Iterable[tuple[str, str, Mapping[str, Any] | None]]) -> list[EvidenceEntry]:
-        """Append several entries in one transaction (one fsync)."""
+    def append_many(self, items: Iterable[tuple[str, str, Mapping[str, Any] | None]], *,
+                    plain: bool = False) -> list[EvidenceEntry]:
+        """Append several entries in one transaction (one fsync).
+
+        ``plain``: the caller vouches that every details value is made only of dicts with
+        string keys, lists, strings, integers, booleans and None (no float, tuple or
+        subclass), so the details are encoded without looking at every value first (see
+        :func:`node.evidence._entry.canonical`; the bytes are the same).
+        """
         if self._key is None:
             raise InputError("the evidence log was opened without the node's signing key: it cannot append")
         prepared: list[tuple[str, str, dict[str, Any], bytes]] = []
@@ -65,7 +80,7 @@ class EvidenceLog:
                 raise InputError("an evidence entry needs an actor")
             body = dict(details or {})
             try:
-                encoded = canonical(body)  # encoded once: for the hash and for the row
+                encoded = canonical_plain(body) if plain else canonical(body)  # once: for the hash and the row
             except (TypeError, ValueError) as exc:
                 raise InputError(f"evidence details for {kind} are not JSON-serialisable ({exc})") from exc
             prepared.append((kind, actor, body, encoded))

@@ -212,11 +212,11 @@ def prepare_records(validator: Validator, dataset_id: str, rtype: str,
     return PreparedBatch(dataset_id, outcomes, good, good_at, warnings, bodies, digests if hash_bodies else None)
 
 
-#: a prepared batch as it crosses a process boundary (without the decoded records, and without the
-#: digests, which the node computes: the helper is the busier of the two processes):
-#: (dataset, size, rejections {position: outcome}, ids, bodies, good_at or None for 0..n-1, warnings)
+#: a prepared batch as it crosses a process boundary (without the decoded records):
+#: (dataset, size, rejections {position: outcome}, ids, bodies, good_at or None for 0..n-1, warnings,
+#: digests or None when the batch was prepared without hashing)
 Packed = tuple[str, int, dict[int, RecordOutcome], list[str], list[bytes], list[int] | None,
-               dict[int, tuple[Violation, ...]]]
+               dict[int, tuple[Violation, ...]], list[bytes] | None]
 
 
 def pack(prepared: PreparedBatch) -> Packed:
@@ -224,16 +224,18 @@ def pack(prepared: PreparedBatch) -> Packed:
     n = len(prepared.outcomes)
     rejections = {i: o for i, o in enumerate(prepared.outcomes) if o is not None}
     good_at = None if len(prepared.good_at) == n else prepared.good_at
-    return (prepared.dataset, n, rejections, prepared.good_ids(), prepared.bodies, good_at, prepared.warnings)
+    return (prepared.dataset, n, rejections, prepared.good_ids(), prepared.bodies, good_at, prepared.warnings,
+            prepared.digests)
 
 
 def unpack(packed: Packed) -> PreparedBatch:
-    dataset, n, rejections, ids, bodies, good_at, warnings = packed
-    if not len(ids) == len(bodies) == (n if good_at is None else len(good_at)) or len(ids) + len(rejections) != n:
+    dataset, n, rejections, ids, bodies, good_at, warnings, digests = packed
+    if not len(ids) == len(bodies) == (n if good_at is None else len(good_at)) or len(ids) + len(rejections) != n \
+            or (digests is not None and len(digests) != len(ids)):
         raise RuntimeError(f"a prepared batch came back inconsistent: {n} records, {len(ids)} good, "
                            f"{len(rejections)} rejected")
     outcomes: list[RecordOutcome | None] = [None] * n
     for i, o in rejections.items():
         outcomes[i] = o
     return PreparedBatch(dataset, outcomes, EncodedRecords(ids, bodies), list(range(n)) if good_at is None else good_at,
-                         warnings, bodies)
+                         warnings, bodies, digests)

@@ -293,7 +293,8 @@ class NodeCore:
                     "dataset": dataset_id, "via": via, "request_id": request_id, "count": len(rejected),
                     "rejected": [_rejection(o) for o in rejected[:_REJECTED_DETAIL_LIMIT]],
                     "truncated": max(0, len(rejected) - _REJECTED_DETAIL_LIMIT)}))
-            self.evidence.append_many(entries)
+            # plain by construction: strings (ids are checked), integers, None and lists and dicts of them
+            self.evidence.append_many(entries, plain=True)
         return StoredBatch(prepared, ids, versions, changed, len(rejected))
 
 

@@ -10,7 +10,8 @@ its verdicts and the bytes it hands back are those of preparing here.
 
 The payload crosses as it came off the wire (one ``bytes``) with a module-level
 function that splits it into ``(id, payload)`` pairs in the helper, and comes back
-packed (:func:`node.service._batch.pack`). A helper that fails is given up: batches are
+packed (:func:`node.service._batch.pack`), the bodies hashed: storing is the node's
+larger share of the work, so the hashing is done here. A helper that fails is given up: batches are
 prepared in this process from then on. The helper exits by itself when this process
 goes away (even when it is killed).
 
@@ -71,7 +72,7 @@ def _ready(warm: Splitter | None) -> int:
 def _prepare(dataset: str, record_type: str, data: bytes, split: Splitter) -> Packed:
     if _VALIDATOR is None:
         raise RuntimeError("the prepare helper was not initialised")
-    return pack(prepare_records(_VALIDATOR, dataset, record_type, split(data), hash_bodies=False))
+    return pack(prepare_records(_VALIDATOR, dataset, record_type, split(data)))
 
 
 # ---- in the node -----------------------------------------------------------------------

@@ -179,6 +179,7 @@ def test_pack_and_unpack_keep_the_batch() -> None:
     back = unpack(pack(unhashed))
     assert (back.dataset, back.outcomes, back.good_at, back.warnings, back.bodies, back.digests) == (
         prepared.dataset, prepared.outcomes, prepared.good_at, prepared.warnings, prepared.bodies, None)
+    assert prepared.digests is not None and unpack(pack(prepared)).digests == prepared.digests
     assert isinstance(back.good, EncodedRecords) and back.good_ids() == prepared.good_ids()
     assert list(back.good) == [(i, json.loads(canonical_body(d))) for i, d in prepared.good]
     assert back.good[1] == prepared.good[1] and back.good[1:3] == list(prepared.good[1:3])
@@ -187,6 +188,9 @@ def test_pack_and_unpack_keep_the_batch() -> None:
     broken = (*pack(all_good)[:3], all_good.good_ids()[:4], *pack(all_good)[4:])
     with pytest.raises(RuntimeError, match="inconsistent"):
         unpack(broken)  # type: ignore[arg-type]
+    short_digests = (*pack(all_good)[:7], (all_good.digests or [])[:4])
+    with pytest.raises(RuntimeError, match="inconsistent"):
+        unpack(short_digests)
 
 
 def test_a_prepared_batch_made_by_hand_still_commits() -> None:
@@ -218,7 +222,7 @@ def test_the_helper_prepares_what_this_process_prepares() -> None:
         here = prepare_records(validator, "inbox", "Person", split_json_lines(data))
         there = unpack(pool.submit("inbox", "Person", data, split_json_lines).result(timeout=60))
         assert (there.outcomes, there.good_at, there.warnings, there.bodies, there.digests) == (
-            here.outcomes, here.good_at, here.warnings, here.bodies, None)  # the node hashes
+            here.outcomes, here.good_at, here.warnings, here.bodies, here.digests)  # hashed in the helper
         assert there.good_ids() == here.good_ids()
         pool.fail(RuntimeError("test"))
         assert not pool.available()

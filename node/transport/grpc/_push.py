@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import BrokenExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from node._generated.shulian.v1 import records_pb2
@@ -33,6 +34,18 @@ MAX_PUSH_RECORDS = 5000
 POOL_MIN_RECORDS = 64
 #: batches of a stream prepared ahead of the one being stored (the helper always has the next one in hand)
 PREPARE_AHEAD = 2
+#: answers stored and waiting to be sent (storing goes on while an answer is being written)
+ANSWERS_AHEAD = 2
+
+
+@dataclass
+class _Counts:
+    """What a Push stream stored, for its closing log line."""
+
+    dataset: str = ""
+    batches: int = 0
+    accepted: int = 0
+    rejected: int = 0
 
 
 def push_pairs(req: records_pb2.PushRequest) -> list[tuple[str, bytes]]:
@@ -62,50 +75,86 @@ class PushStream:
         """The answers, one per batch, in order, each as soon as its batch is stored. A bad request
         refuses the stream once every batch before it was stored and answered.
 
-        A reader task takes the requests and starts preparing each (up to :data:`PREPARE_AHEAD`
-        batches ahead of the one being stored); this generator stores them one after the
-        other. An answer never waits for a later request, so a client may wait for answers
-        before it sends more.
+        Three stages run side by side: a reader task takes the requests and starts preparing
+        each (up to :data:`PREPARE_AHEAD` batches ahead of the one being stored), a storing
+        task stores the prepared batches one after the other, and this generator sends the
+        answers. A batch is stored while the answer to the one before it is being sent. An
+        answer never waits for a later request, so a client may wait for answers before it
+        sends more.
         """
         queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None] = asyncio.Queue(PREPARE_AHEAD)
+        answers: asyncio.Queue[records_pb2.PushResponse | BaseException | None] = asyncio.Queue(ANSWERS_AHEAD)
         reader = asyncio.ensure_future(self._read(requests, peer, rid, queue))
-        loop = asyncio.get_running_loop()
-        index = accepted = rejected = 0
-        storing: asyncio.Future[records_pb2.PushResponse] | None = None
+        counts = _Counts()
+        storer = asyncio.ensure_future(self._store_all(queue, answers, peer, rid, counts))
         refused: BaseException | None = None
         try:
             while True:
-                item = await queue.get()
-                if item is None:  # the client's stream ended
+                item = await answers.get()
+                if item is None:  # every batch is stored and answered
                     break
                 if isinstance(item, BaseException):
                     refused = item
                     break
-                prepared = await item
-                if index == 0:
-                    set_log_fields(dataset=prepared.dataset)  # (the reader's log fields are its own)
-                storing = asyncio.ensure_future(self.run(self._commit, peer, prepared, index, rid, loop))
-                response = await storing
-                storing = None
-                index += 1
-                accepted, rejected = accepted + response.accepted, rejected + response.rejected
-                yield response
+                yield item
         finally:
             reader.cancel()
-            while not queue.empty():  # the client went away: batches not stored yet are dropped unanswered
+            # the client went away (or the stream is refused): the batch being stored still commits
+            # (durable), its answer is lost; batches not stored yet are dropped unanswered
+            storer.cancel()
+            await asyncio.gather(storer, return_exceptions=True)
+            while not queue.empty():
                 left = queue.get_nowait()
                 if isinstance(left, asyncio.Future):
                     if left.done() and not left.cancelled():
                         left.exception()  # retrieved: nothing will store this batch
                     else:
                         left.cancel()
-            if storing is not None and not storing.done():
-                # the client went away: the batch being stored still commits (durable), its answer is lost
-                await asyncio.shield(storing)
-        log.info("push stored %d record(s), rejected %d, in %d batch(es)", accepted, rejected, index,
-                 extra={"accepted": accepted, "rejected": rejected, "batches": index})
+        if counts.dataset:
+            set_log_fields(dataset=counts.dataset)
+        log.info("push stored %d record(s), rejected %d, in %d batch(es)", counts.accepted, counts.rejected,
+                 counts.batches, extra={"accepted": counts.accepted, "rejected": counts.rejected,
+                                        "batches": counts.batches})
         if refused is not None:
             raise refused
+
+    async def _store_all(self, queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None],
+                         answers: asyncio.Queue[records_pb2.PushResponse | BaseException | None],
+                         peer: str, rid: str, counts: _Counts) -> None:
+        """Store the prepared batches in order and queue their answers; then None, or the error that
+        ends the stream. Cancelled, it lets a store under way finish (the batch is durable)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await queue.get()
+            if item is None or isinstance(item, BaseException):
+                await answers.put(item)
+                return
+            try:
+                prepared = await item
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - ends the stream, after the batches before it
+                await answers.put(exc)
+                return
+            if not counts.batches:
+                counts.dataset = prepared.dataset
+                set_log_fields(dataset=prepared.dataset)  # (the reader's log fields are its own)
+            storing = asyncio.ensure_future(self.run(self._commit, peer, prepared, counts.batches, rid, loop))
+            try:
+                response = await asyncio.shield(storing)
+            except asyncio.CancelledError:
+                if not storing.done():
+                    await asyncio.wait([storing])  # committed all the same: wait for it, then stop
+                if not storing.cancelled():
+                    storing.exception()  # retrieved (a failed store is logged by the caller's answer path)
+                raise
+            except Exception as exc:  # noqa: BLE001 - a store that failed ends the stream here
+                await answers.put(exc)
+                return
+            counts.batches += 1
+            counts.accepted += response.accepted
+            counts.rejected += response.rejected
+            await answers.put(response)
 
     async def _read(self, requests: AsyncIterator[Any], peer: str, rid: str,
                     queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None]) -> None:
