@@ -146,6 +146,30 @@ class Validator:
             append(one(record, record_type))
         return out
 
+    def unclear(self, records: Sequence[Any], record_type: str | None) -> dict[int, RecordReport] | None:
+        """:meth:`validate_many` without a report for each clean record: the reports that may be
+        anything but "valid, no violations", by position. Every position left out would get
+        ``RecordReport(its id, record_type, True)``. None when the fast engine has no compiled
+        check for ``record_type``: call validate_many instead.
+        """
+        check = self._compiled.get(record_type) if self.engine == "fast" and record_type is not None else None
+        if check is None:
+            return None
+        t: str = record_type  # type: ignore[assignment]  # a compiled type's name
+        out: dict[int, RecordReport] = {}
+        for i, record in enumerate(records):  # validate_many's common case, inline
+            if record.__class__ is dict:
+                declared = record.get("type", _UNSET)
+                if declared is _UNSET:
+                    declared = record.get("@type")
+                if declared is None or declared == t:
+                    failed = check(record)
+                    if failed:
+                        out[i] = self._report(record, t, failed)
+                    continue
+            out[i] = self._fast_one(record, t)
+        return out
+
     def unclear_rows(self, record_type: str, columns: Mapping[str, Sequence[Any]]) -> list[int] | None:
         """Records given column by column, checked without making them: the positions of those
         whose report may be anything but "valid, no violations".

@@ -32,7 +32,7 @@ from node.service._batch import (
 )
 from node.service._prepare_pool import PreparePool
 from node.store import canonical_body, content_hash
-from node.validation import RecordReport, decode_json, decode_record, get_validator
+from node.validation import MAX_RECORD_BYTES, RecordReport, decode_json, decode_record, get_validator
 
 
 def person(i: int, prefix: str = "p", **extra: Any) -> dict[str, Any]:
@@ -151,6 +151,69 @@ def test_prepare_records_gives_the_verdicts_and_the_stored_bytes() -> None:
     for (rid, data), body, digest in zip(prepared.good, prepared.bodies, prepared.digests, strict=True):
         assert body == canonical_body(data).encode() and digest == content_hash(canonical_body(data))
         assert data["id"] == rid
+
+
+_VARIANTS: list[tuple[str, Any]] = [
+    ("p000001", json.dumps(person(1), ensure_ascii=False).encode()),                # clean
+    ("p000002", json.dumps(person(2), separators=(",", ":")).encode()),             # clean, compact, escaped
+    ("p000003", json.dumps(person(3, sex="7")).encode()),                           # a violation
+    ("p000004", json.dumps(person(4, sex="1"), ensure_ascii=False).encode()),       # a warning only
+    ("p000005", json.dumps({k: v for k, v in person(5).items() if k != "name"}).encode()),  # a missing item
+    ("p000006", json.dumps(person(6, type="Organization")).encode()),               # another type declared
+    ("p000007", json.dumps({k: v for k, v in person(7).items() if k != "type"}).encode()),  # no type
+    ("p000008", json.dumps(person(8, id="p000999")).encode()),                      # the ids differ
+    ("", json.dumps(person(9)).encode()),                                           # the id from the payload
+    ("bad id!", json.dumps(person(10, id="bad id!")).encode()),                     # a bad id
+    ("p000011", json.dumps({k: v for k, v in person(11).items() if k != "id"}).encode()),  # no id inside
+    ("p000012", json.dumps(person(12, big=12345678901234567890123)).encode()),      # a long integer
+    ("p000013", json.dumps(person(13, score=1.5)).encode()),                        # a float
+    ("p000014", json.dumps(person(14, tags=["a"])).encode()),                       # nested
+    ("p000015", b"[1, 2]"), ("p000016", b'{"id": "p000016", '), ("p000017", b"\xff"),  # not a record, not JSON
+    ("p000018", json.dumps(person(18, name="x" * MAX_RECORD_BYTES)).encode()),      # too large
+    ("p000019", json.dumps(person(19), ensure_ascii=False)),                        # text
+    ("p000020", person(20)),                                                        # already decoded
+    ("p000021", json.dumps(person(21, id=21)).encode()),                            # a number for an id
+    ("p000022", json.dumps(person(22, sex=None)).encode()),                         # null
+]
+
+
+def _general_prepare(records: list[tuple[str, Any]]) -> PreparedBatch:
+    import node.service._batch as batch
+
+    real = batch._prepare_flat
+    batch._prepare_flat = lambda *args: None  # type: ignore[assignment]
+    try:
+        return prepare_records(get_validator("fast"), "inbox", "Person", records)
+    finally:
+        batch._prepare_flat = real
+
+
+@settings(max_examples=150, deadline=None)
+@given(picks=st.lists(st.sampled_from(range(len(_VARIANTS))), min_size=1, max_size=12),
+       common=st.integers(0, 2))
+def test_the_common_batch_path_gives_what_the_general_path_gives(picks: list[int], common: int) -> None:
+    records = [_VARIANTS[i] for i in picks]
+    if common:  # batches made only of what the fast path takes (clean, violations, warnings ...)
+        records = [_VARIANTS[i % (7 if common == 1 else 2)] for i in picks]
+    fast = prepare_records(get_validator("fast"), "inbox", "Person", records)
+    general = _general_prepare(records)
+    assert (fast.dataset, fast.outcomes, list(fast.good), fast.good_at, fast.warnings, fast.bodies, fast.digests) == (
+        general.dataset, general.outcomes, list(general.good), general.good_at, general.warnings, general.bodies,
+        general.digests)
+    unhashed = prepare_records(get_validator("fast"), "inbox", "Person", records, hash_bodies=False)
+    assert unhashed.digests is None and unhashed.bodies == general.bodies
+
+
+def test_the_common_batch_path_is_taken_for_the_common_batch() -> None:
+    from node.service._batch import _prepare_flat
+
+    validator = get_validator("fast")
+    taken = (0, 1, 2, 3, 4, 5, 6, 21)  # flat objects carrying their good id (a null is a flat value)
+    common = [_VARIANTS[i] for i in taken]
+    assert _prepare_flat(validator, "inbox", "Person", common, True) is not None
+    for odd in sorted(set(range(len(_VARIANTS))) - set(taken)):
+        batch = [*common, _VARIANTS[odd]]
+        assert _prepare_flat(validator, "inbox", "Person", batch, True) is None, _VARIANTS[odd][0]
 
 
 @pytest.mark.parametrize("payload", [b'{"b": 12345678901234567890123, "a": 1}', b'{"b": 1.25e-7, "a": [1, {"z": 2.0}]}',
