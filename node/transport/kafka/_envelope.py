@@ -363,7 +363,8 @@ class SignatureVerifier:
         known = self._known.get(provider)
         if known is None:
             known = self._known[provider] = {}
-        known.update(dict.fromkeys(nodes, signature))
+        for node in nodes:  # a few at a time: cheaper than update(dict.fromkeys(...))
+            known[node] = signature
         self._size += len(nodes)  # an upper bound (a node may be there already)
 
     def forget(self) -> None:
@@ -414,11 +415,12 @@ class Envelope(NamedTuple):
 _REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject", "ce_dataset", "ce_recordversion")
 _NO_MASK: frozenset[str] = frozenset()
 _TYPES = {TYPE_UPSERTED.encode(): TYPE_UPSERTED, TYPE_DELETED.encode(): TYPE_DELETED}
+_a2b = binascii.a2b_base64
 
 
 def _b64(raw: bytes) -> bytes | None:
     try:  # base64.b64decode(raw, validate=True) without its wrapper
-        return binascii.a2b_base64(raw, strict_mode=True)
+        return _a2b(raw, strict_mode=True)
     except (binascii.Error, ValueError):
         return None
 
@@ -488,51 +490,62 @@ def parse_envelope(headers: Sequence[tuple[str, bytes | None]]) -> tuple[Envelop
 #: the signed headers whose values change from message to message; a publisher sends the others
 #: (source, dataset, type, record type, content type, projection, masks, encryption) unchanged
 _PER_MESSAGE = ("ce_id", "ce_recordversion", "ce_subject", "ce_time")  # in signing (sorted) order
-_LAST_SIG: list[tuple[bytes | None, bytes]] = [(None, b"")]  # (raw ce_signature, decoded), swapped whole
+#: the headers the fast path reads by position from each message, in this order
+_VARIABLE_NAMES = (*_PER_MESSAGE, H_SIGNATURE, H_PROOF)
+#: the headers of every message the fast path reads (a publisher sends them all)
+_FAST_NAMES = frozenset((*_REQUIRED, *_VARIABLE_NAMES))
+_KEY_HEAD = [b"\x00" + n for n in _LEN4]  # the leaf preimage's start: 0x00 || the key's length
+_VALUE_HEAD = b"\x00\x00\x00\x20"  # enc(SHA-256(value))'s length prefix
+#: (raw ce_signature, decoded) of the last signature read, swapped whole; an empty one means none
+_LAST_SIG: list[tuple[bytes, bytes | None]] = [(b"", None)]
+_Getter = Callable[[Sequence[Any]], tuple[Any, ...]]
 
 
 class _Constants(NamedTuple):
-    """What a shape's constant headers say, for one tuple of their values."""
+    """What one shape's constant headers say, for one tuple of their values (see :class:`_Shape`)."""
 
-    segments: tuple[bytes, ...]  # the leaf preimage's pieces around the per-message headers (see _Shape)
-    source: str
-    provider: str
-    type: str
-    dataset: str
-    record_type: str | None
-    partial: bool
-    masked: frozenset[str]
-    encryption: str | None
-    epk: str | None
-    recipient: str | None
+    size: int  # the number of headers
+    pairs: tuple[tuple[str, bytes], ...]  # the constant headers (name, value), as get_constant gives them
+    get_constant: _Getter  # headers -> the constant headers
+    get_variable: _Getter  # headers -> the headers named in _VARIABLE_NAMES, in that order
+    others: tuple[str, ...]  # the names of the headers neither signed nor read (their values do not matter)
+    get_others: _Getter | None  # headers -> those headers (None: there are none)
+    #: the leaf preimage's 5 pieces around the per-message headers, then what the constant headers say
+    #: (Envelope's source, provider, type, dataset, record_type, partial, masked, encryption, epk, recipient):
+    #: a plain tuple, unpacked faster than a named one
+    said: tuple[Any, ...]
 
 
-def _getter(names: tuple[str, ...]) -> Callable[[dict[str, bytes | None]], tuple[bytes | None, ...]]:
-    """``d -> tuple(d[n] for n in names)`` at C speed."""
-    if len(names) >= 2:
-        return operator.itemgetter(*names)
-    if names:
-        only = names[0]
-        return lambda d: (d[only],)
-    return lambda d: ()
+def _none(_headers: Sequence[Any]) -> tuple[Any, ...]:
+    return ()
+
+
+_NO_CONSTANTS = _Constants(-1, (), _none, _none, (), None, ())
+
+
+def _getter(positions: Sequence[int]) -> _Getter:
+    """``seq -> tuple(seq[i] for i in positions)`` at C speed."""
+    if len(positions) >= 2:
+        return operator.itemgetter(*positions)
+    only = positions[0]
+    return lambda seq: (seq[only],)
 
 
 class _Shape:
-    """What a message's header names (in order, none repeated) tell, worked out once per name tuple.
+    """What a message's header names (in order) tell, worked out once per name tuple.
 
-    The leaf's preimage after the key and value is, in signing order, enc(name) ||
-    enc(value) of every signed header. The per-message headers (``_PER_MESSAGE``) are
-    spliced between segments that encode the others; those segments, and what the
-    other headers mean, are worked out once per tuple of their values (bounded cache).
+    Only what a publisher sends is read here: no name twice, the required headers, the
+    per-message ones (``_PER_MESSAGE``), ``ce_signature`` and ``ce_sigproof``. The leaf's
+    preimage after the key and value is, in signing order, enc(name) || enc(value) of
+    every signed header: the per-message headers are spliced between five segments that
+    encode the others. Those segments, and what the other headers mean, are worked out
+    once per tuple of their values (bounded cache).
     """
 
-    __slots__ = ("time", "signature", "proof", "constant", "variable", "get_constant", "get_variable", "cache",
-                 "_signed")
+    __slots__ = ("size", "constant", "get_constant", "get_variable", "others", "get_others", "cache", "_signed")
 
     def __init__(self, names: tuple[str, ...]) -> None:
-        self.time = "ce_time" in names
-        self.signature = H_SIGNATURE in names
-        self.proof = H_PROOF in names
+        where = {name: i for i, name in enumerate(names)}
         signed = []
         for name in sorted(names):
             prefix = _NAME_CACHE.get(name, _MISS)
@@ -540,26 +553,31 @@ class _Shape:
                 prefix = _name_prefix(name)
             if prefix is not None:
                 signed.append((name, prefix))
+        self.size = len(names)
         self._signed = signed
-        self.constant = tuple(n for n, _ in signed if n not in _PER_MESSAGE)
-        self.variable = tuple(n for n, _ in signed if n in _PER_MESSAGE)
-        self.get_constant = _getter(self.constant)
-        self.get_variable = _getter(self.variable)
-        self.cache: dict[tuple[bytes | None, ...], _Constants | None] = {}
+        self.constant = tuple(n for n, _ in signed if n not in _PER_MESSAGE)  # at least the 4 required others
+        self.get_constant = _getter([where[n] for n in self.constant])
+        self.get_variable = _getter([where[n] for n in _VARIABLE_NAMES])
+        self.others = tuple(n for n in names if n not in self.constant and n not in _VARIABLE_NAMES)
+        self.get_others = _getter([where[n] for n in self.others]) if self.others else None
+        self.cache: dict[tuple[bytes, ...], _Constants | None] = {}
 
-    def constants(self, values: tuple[bytes | None, ...]) -> _Constants | None:
+    def constants(self, values: tuple[bytes, ...]) -> _Constants | None:
         """Decode and check the constant headers (None: anything unusual, for the general path)."""
-        if len(self.cache) >= 64:  # bounded: values come from the network
-            self.cache.clear()
-        out = self.cache[values] = self._constants(values)
-        return out
+        try:
+            return self.cache[values]
+        except KeyError:
+            if len(self.cache) >= 64:  # bounded: values come from the network
+                self.cache.clear()
+            out = self.cache[values] = self._constants(values)
+            return out
 
     def _constants(self, values: tuple[bytes | None, ...]) -> _Constants | None:
-        if any(v is None for v in values):
+        if any(v.__class__ is not bytes for v in values):
             return None
         hd: dict[str, bytes] = dict(zip(self.constant, values, strict=True))  # type: ignore[arg-type]
-        ce_type = _TYPES.get(hd.get("ce_type", b""))
-        if hd.get("ce_specversion") != SPECVERSION or ce_type is None or \
+        ce_type = _TYPES.get(hd["ce_type"])
+        if hd["ce_specversion"] != SPECVERSION or ce_type is None or \
                 (ce_type is TYPE_UPSERTED and hd.get("content-type") != CONTENT_TYPE):
             return None
         try:
@@ -567,11 +585,12 @@ class _Shape:
             provider = provider_from_source(source)
             raw_masked = hd.get("ce_masked")
             masked = frozenset(m for m in raw_masked.decode().split(",") if m) if raw_masked else _NO_MASK
-            texts = [hd[n].decode() if n in hd else None for n in ("ce_dataset", "ce_recordtype", "ce_encryption",
-                                                                  "ce_encepk", "ce_recipient")]
-        except (KeyError, UnicodeDecodeError):
+            dataset, record_type, encryption, epk, recipient = [
+                hd[n].decode() if n in hd else None
+                for n in ("ce_dataset", "ce_recordtype", "ce_encryption", "ce_encepk", "ce_recipient")]
+        except UnicodeDecodeError:
             return None
-        if provider is None or texts[0] is None:
+        if provider is None or dataset is None:
             return None
         segments: list[bytes] = []
         chunk: list[bytes] = []
@@ -584,18 +603,37 @@ class _Shape:
                 segments.append(b"".join(chunk))
                 chunk = []
         segments.append(b"".join(chunk))
-        return _Constants(tuple(segments), source, provider, ce_type, texts[0], texts[1],
-                          hd.get("ce_projection") == b"partial", masked, texts[2], texts[3], texts[4])
+        s0, s1, s2, s3, s4 = segments  # five: the four per-message headers are there
+        return _Constants(self.size, tuple(zip(self.constant, values, strict=True)),  # type: ignore[arg-type]
+                          self.get_constant, self.get_variable, self.others, self.get_others,
+                          (s0, s1, s2, s3, s4, source, provider, ce_type, dataset, record_type,
+                           hd.get("ce_projection") == b"partial", masked, encryption, epk, recipient))
 
 
 _SHAPES: dict[tuple[str, ...], _Shape | None] = {}
+_LAST: list[_Constants] = [_NO_CONSTANTS]  # those of the last message read here, swapped whole
 
 
 def _shape(names: tuple[str, ...]) -> _Shape | None:
-    shape = _Shape(names) if all(r in names for r in _REQUIRED) else None
+    shape = _Shape(names) if len(set(names)) == len(names) and _FAST_NAMES.issubset(names) else None
     if len(_SHAPES) < 256:  # messages from one publisher share a handful of shapes
         _SHAPES[names] = shape
     return shape
+
+
+def _identify(headers: Sequence[tuple[str, bytes | None]]) -> _Constants | None:
+    """The constants of a message of another shape, or with other constants, than the last one."""
+    names, values = zip(*headers, strict=True)  # ValueError: no headers, or one not a pair
+    try:
+        shape = _SHAPES[names]
+    except KeyError:
+        shape = _shape(names)
+    if shape is None:
+        return None
+    c = shape.constants(shape.get_constant(values))
+    if c is not None:
+        _LAST[0] = c
+    return c
 
 
 def _general(key: bytes | None, value: bytes | None,
@@ -608,67 +646,47 @@ def read_envelope(key: bytes | None, value: bytes | None,
                   headers: Sequence[tuple[str, bytes | None]]) -> tuple[Envelope, bytes]:
     """``(parse_envelope(headers)[0], leaf_hash(key, value, headers))`` in one pass, same results.
 
-    The common shape (no repeated header, every value present, each attribute well
-    formed) is read here, with what the headers a publisher sends unchanged say worked
-    out once; anything else, and every refusal, goes through :func:`parse_envelope`
-    and :func:`leaf_hash`, so the errors are theirs. :class:`EnvelopeError` if the
-    envelope is unusable.
+    The common shape (what a publisher sends: see :class:`_Shape`; every value present,
+    each attribute well formed) is read here, with what the headers a publisher sends
+    unchanged say worked out once: a message whose constant headers (names, places and
+    values) and other header names are the last one's is read by position. Anything
+    else, and every refusal, goes through :func:`parse_envelope` and :func:`leaf_hash`,
+    so the results and the errors are theirs. :class:`EnvelopeError` if the envelope is
+    unusable.
     """
-    hd = dict(headers)
-    if len(hd) != len(headers):
-        return _general(key, value, headers)
+    c = _LAST[0]
     try:
-        shape = _SHAPES[tuple(hd)]
-    except KeyError:
-        shape = _shape(tuple(hd))
-    if shape is None:
-        return _general(key, value, headers)
-    constant = shape.get_constant(hd)
-    try:
-        c = shape.cache[constant]
-    except KeyError:
-        c = shape.constants(constant)
-    if c is None:
-        return _general(key, value, headers)
-    try:
-        variable = shape.get_variable(hd)  # ce_id, ce_recordversion, ce_subject, ce_time (those present)
-        version_raw: bytes = hd["ce_recordversion"]  # type: ignore[assignment]
-        if not version_raw.isdigit() or len(version_raw) > 18 or version_raw[0] == 0x30:
+        if len(headers) != c.size or c.get_constant(headers) != c.pairs or \
+                (c.get_others is not None and tuple([n for n, _v in c.get_others(headers)]) != c.others):
+            found = _identify(headers)
+            if found is None:
+                return _general(key, value, headers)
+            c = found
+        (n0, ce_id), (n1, version_raw), (n2, subject), (n3, time), (n4, raw_sig), (n5, raw_proof) = \
+            c.get_variable(headers)
+        if (n0, n1, n2, n3, n4, n5) != _VARIABLE_NAMES or not version_raw.isdigit() or len(version_raw) > 18 or \
+                version_raw[0] == 0x30:
             return _general(key, value, headers)
-        signature = None
-        if shape.signature:
-            raw_sig = hd[H_SIGNATURE]
-            if raw_sig:
-                last = _LAST_SIG[0]
-                if last[0] == raw_sig:
-                    signature = last[1]
-                else:
-                    signature = _b64(raw_sig)
-                    if not signature:
-                        return _general(key, value, headers)
-                    _LAST_SIG[0] = (raw_sig, signature)
-        proof = b""
-        if shape.proof:
-            raw_proof = hd[H_PROOF]
-            if raw_proof:
-                decoded = _b64(raw_proof)
-                if decoded is None:
-                    return _general(key, value, headers)
-                proof = decoded
+        last = _LAST_SIG[0]
+        if raw_sig == last[0]:
+            signature = last[1]
+        elif raw_sig:
+            signature = _b64(raw_sig)
+            if not signature:  # garbage: the general path says what
+                return _general(key, value, headers)
+            _LAST_SIG[0] = (raw_sig, signature)
+        else:
+            signature = None
+        proof = _a2b(raw_proof, strict_mode=True) if raw_proof else b""  # binascii.Error: the general path
+        (s0, s1, s2, s3, s4, source, provider, ce_type, dataset, record_type, partial, masked, encryption, epk,
+         recipient) = c.said
         env: Envelope = _new_envelope(Envelope, (  # the fields in order, as Envelope(...) takes them
-            hd["ce_id"].decode(), c.source, c.provider, c.type, hd["ce_subject"].decode(),  # type: ignore[union-attr]
-            hd["ce_time"].decode() if shape.time else "",  # type: ignore[union-attr]
-            c.dataset, int(version_raw), c.record_type, c.partial, c.masked, c.encryption, c.epk, c.recipient,
-            signature, proof,
-        ))
-        k = key or b""
-        parts = [b"\x00", _LEN4[len(k)] if len(k) < 1024 else len(k).to_bytes(4, "big"), k,
-                 b"\x00\x00\x00\x20", _sha256(value).digest() if value else _EMPTY_SHA]
-        segments = c.segments
-        for i, val in enumerate(variable):
-            n = len(val)  # type: ignore[arg-type]
-            parts += (segments[i], _LEN4[n] if n < 1024 else n.to_bytes(4, "big"), val)  # type: ignore[arg-type]
-        parts.append(segments[-1])
-    except (AttributeError, TypeError, UnicodeDecodeError):  # a value is None, or not UTF-8
+            ce_id.decode(), source, provider, ce_type, subject.decode(), time.decode(), dataset, int(version_raw),
+            record_type, partial, masked, encryption, epk, recipient, signature, proof))
+        leaf = _sha256(b"".join((
+            _KEY_HEAD[len(key)], key, _VALUE_HEAD, _sha256(value).digest() if value else _EMPTY_SHA,  # type: ignore[arg-type]
+            s0, _LEN4[len(ce_id)], ce_id, s1, _LEN4[len(version_raw)], version_raw,
+            s2, _LEN4[len(subject)], subject, s3, _LEN4[len(time)], time, s4))).digest()
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):  # None, not UTF-8 or base64, too long ...
         return _general(key, value, headers)
-    return env, _sha256(b"".join(parts)).digest()
+    return env, leaf
