@@ -20,7 +20,7 @@ import orjson
 from node.errors import InputError
 from node.jsonenc import canonical_bytes
 from node.store import RECORD_ID_RE
-from node.validation import MAX_RECORD_BYTES, Validator, Violation, decode_record
+from node.validation import MAX_RECORD_BYTES, Validator, Violation, decode_flat, decode_record
 
 __all__ = ["RecordOutcome", "PreparedBatch", "EncodedRecords", "prepare_records", "pack", "unpack", "Packed",
            "STORED", "UNCHANGED", "REJECTED"]
@@ -102,33 +102,6 @@ class PreparedBatch:
         return [g[0] for g in good]
 
 
-def _decode_flat(payload: bytes) -> dict[str, Any] | None:
-    """What :func:`node.validation.decode_record` returns for ``payload``, for the common record:
-    a flat JSON object whose values are strings, integers, booleans or null. None for
-    anything else (the caller then runs decode_record itself).
-
-    Why the result is the same: decode_record parses with orjson too, except that input
-    with a run of 19 or more digits takes the stdlib parser, because orjson turns an
-    integer beyond 64 bits into a float; here there is no float, so no integer was turned
-    into one, and every other value parses the same in both. A flat object has no nesting
-    for the depth limit to refuse; orjson refuses what decode_record would (invalid UTF-8,
-    a lone surrogate, NaN, a byte order mark: the caller then gets decode_record's message).
-    """
-    if len(payload) > MAX_RECORD_BYTES:
-        return None
-    try:
-        obj = _loads(payload)
-    except _JSONDecodeError:
-        return None
-    if obj.__class__ is not dict:
-        return None
-    for v in obj.values():
-        cls = v.__class__
-        if cls is not str and cls is not int and cls is not bool and v is not None:
-            return None
-    return obj
-
-
 def _encode(data: Mapping[str, Any], decoded: bool) -> bytes:
     """The canonical JSON of a record (:func:`node.jsonenc.canonical_bytes`).
 
@@ -152,7 +125,7 @@ def _prepare_flat(validator: Validator, dataset_id: str, rtype: str,
                   hash_bodies: bool) -> PreparedBatch | None:
     """:func:`prepare_records` of the common batch, in fewer steps; None for any other batch.
 
-    The common batch: every payload is bytes that :func:`_decode_flat` decodes (a flat
+    The common batch: every payload is bytes that :func:`decode_flat` decodes (a flat
     JSON object, see there why that equals decode_record) and carries the record id it is
     pushed under, which is a good id. Each record then takes the general path's steps
     with the same results: the ids need no other check, validation reports come only for
@@ -221,7 +194,7 @@ def prepare_records(validator: Validator, dataset_id: str, rtype: str,
         cls = payload.__class__
         decoded = cls is bytes or cls is str or isinstance(payload, bytes | str)
         if decoded:
-            flat = _decode_flat(payload) if cls is bytes else None  # type: ignore[arg-type]
+            flat = decode_flat(payload) if cls is bytes else None  # type: ignore[arg-type]
             if flat is not None:
                 data = flat
             else:

@@ -12,7 +12,7 @@ They agree on the verdict and on the set of (path, constraint) violations;
 from __future__ import annotations
 
 from node.validation._api import Validator, get_validator, record_type_of
-from node.validation._decode import MAX_DEPTH, MAX_RECORD_BYTES, decode_json, decode_record
+from node.validation._decode import MAX_DEPTH, MAX_RECORD_BYTES, decode_flat, decode_json, decode_record
 from node.validation._report import RecordReport, Violation
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Violation",
     "decode_json",
     "decode_record",
+    "decode_flat",
     "MAX_DEPTH",
     "MAX_RECORD_BYTES",
 ]

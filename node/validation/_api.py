@@ -146,6 +146,18 @@ class Validator:
             append(one(record, record_type))
         return out
 
+    def clean(self, record: Any, record_type: str | None) -> bool:
+        """True when ``validate(record, record_type)`` is sure to be ``RecordReport(its id,
+        record_type, True)`` with no violation, found without making the report. False: not
+        known that way (call validate for the verdict)."""
+        check = self._compiled.get(record_type) if self.engine == "fast" and record_type is not None else None
+        if check is None or record.__class__ is not dict:
+            return False
+        declared = record.get("type", _UNSET)
+        if declared is _UNSET:
+            declared = record.get("@type")
+        return (declared is None or declared == record_type) and not check(record)
+
     def unclear(self, records: Sequence[Any], record_type: str | None) -> dict[int, RecordReport] | None:
         """:meth:`validate_many` without a report for each clean record: the reports that may be
         anything but "valid, no violations", by position. Every position left out would get

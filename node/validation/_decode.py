@@ -16,7 +16,7 @@ import orjson
 
 from node.errors import InputError
 
-__all__ = ["decode_json", "decode_record", "MAX_RECORD_BYTES", "MAX_DEPTH"]
+__all__ = ["decode_json", "decode_record", "decode_flat", "MAX_RECORD_BYTES", "MAX_DEPTH"]
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
@@ -151,4 +151,31 @@ def decode_record(data: bytes | str) -> dict[str, Any]:
     obj = decode_json(data)
     if not isinstance(obj, dict):
         raise InputError(f"a record must be a JSON object, not {type(obj).__name__ if obj is not None else 'null'}")
+    return obj
+
+
+def decode_flat(payload: bytes) -> dict[str, Any] | None:
+    """What :func:`node.validation.decode_record` returns for ``payload``, for the common record:
+    a flat JSON object whose values are strings, integers, booleans or null. None for
+    anything else (the caller then runs decode_record itself, and gets its result or error).
+
+    Why the result is the same: decode_record parses with orjson too, except that input
+    with a run of 19 or more digits takes the stdlib parser, because orjson turns an
+    integer beyond 64 bits into a float; here there is no float, so no integer was turned
+    into one, and every other value parses the same in both. A flat object has no nesting
+    for the depth limit to refuse; orjson refuses what decode_record would (invalid UTF-8,
+    a lone surrogate, NaN, a byte order mark: the caller then gets decode_record's message).
+    """
+    if len(payload) > MAX_RECORD_BYTES:
+        return None
+    try:
+        obj = _loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if obj.__class__ is not dict:
+        return None
+    for v in obj.values():
+        cls = v.__class__
+        if cls is not str and cls is not int and cls is not bool and v is not None:
+            return None
     return obj

@@ -407,6 +407,9 @@ def test_the_check_helper_gives_the_verdicts_of_the_node(world: World) -> None:
     assert there == dataclasses.replace(CheckedBatch.of(here), records=None)
     assert again == dataclasses.replace(CheckedBatch.of(here[:10]), records=None)
     assert there.subjects and all(isinstance(o, Accepted) for o in (here[i] for i in there.at))
+    from node.store import content_hash
+
+    assert all(d == content_hash(b) for b, d in zip(there.bodies, there.digests, strict=True) if b is not None)
     # stored from the helper's outcomes: the same records as checking and storing here
     result = rx.store_batch(there)
     assert (result.stored, len(result.rejected)) == (sum(isinstance(o, Accepted) for o in here), 6)

@@ -24,7 +24,6 @@ from node.service._batch import (
     EncodedRecords,
     PreparedBatch,
     RecordOutcome,
-    _decode_flat,
     _encode,
     pack,
     prepare_records,
@@ -32,7 +31,14 @@ from node.service._batch import (
 )
 from node.service._prepare_pool import PreparePool
 from node.store import canonical_body, content_hash
-from node.validation import MAX_RECORD_BYTES, RecordReport, decode_json, decode_record, get_validator
+from node.validation import (
+    MAX_RECORD_BYTES,
+    RecordReport,
+    decode_flat,
+    decode_json,
+    decode_record,
+    get_validator,
+)
 
 
 def person(i: int, prefix: str = "p", **extra: Any) -> dict[str, Any]:
@@ -61,7 +67,7 @@ def _general(payload: bytes) -> Any:
 @given(obj=st.dictionaries(st.text(max_size=6), json_values, max_size=6), spaced=st.booleans())
 def test_flat_decoding_gives_what_decode_record_gives(obj: dict[str, Any], spaced: bool) -> None:
     payload = json.dumps(obj, ensure_ascii=spaced, separators=(", ", ": ") if spaced else (",", ":")).encode()
-    fast = _decode_flat(payload)
+    fast = decode_flat(payload)
     general = _general(payload)
     if fast is not None:
         assert general == ("ok", fast)
@@ -78,7 +84,7 @@ def test_flat_decoding_gives_what_decode_record_gives(obj: dict[str, Any], space
     b"[1, 2]", b'"text"', b"null", b'{"a": 1', b"",
 ])
 def test_what_the_flat_path_leaves_to_decode_record(payload: bytes) -> None:
-    assert _decode_flat(payload) is None
+    assert decode_flat(payload) is None
 
 
 @pytest.mark.parametrize("payload, value", [
@@ -87,7 +93,7 @@ def test_what_the_flat_path_leaves_to_decode_record(payload: bytes) -> None:
     (b'{"a": -0}', 0), (b'{"a": "\\u0000\\n"}', "\x00\n"),
 ])
 def test_flat_values_are_exact(payload: bytes, value: Any) -> None:
-    fast = _decode_flat(payload)
+    fast = decode_flat(payload)
     assert fast == {"a": value} == decode_record(payload)
 
 

@@ -45,3 +45,14 @@ def test_unclear_needs_a_compiled_type() -> None:
     validator = get_validator("fast")
     assert validator.unclear(RECORDS, None) is None
     assert validator.unclear(RECORDS, "NoSuchType") is None
+
+
+@pytest.mark.parametrize("record_type", ["Person", "LegalEntity", None, "NoSuchType"])
+def test_clean_is_true_only_for_a_clean_report(record_type: str | None) -> None:
+    validator = get_validator("fast")
+    for record in RECORDS:
+        if validator.clean(record, record_type):
+            rid = record.get("id")
+            assert validator.validate(record, record_type) == RecordReport(
+                rid if isinstance(rid, str) else None, record_type, True)
+    assert validator.clean(RECORDS[0], "Person") and not validator.clean(RECORDS[3], "Person")  # a warning

@@ -24,6 +24,7 @@ Records, quarantine rows and evidence entries of a batch commit together.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -39,7 +40,7 @@ from node.errors import InputError, NotFound
 from node.evidence import RECORDS_QUARANTINED, RECORDS_RECEIVED, EvidenceLog
 from node.federation import FederationDirectory
 from node.jsonenc import canonical_bytes
-from node.store import RECORD_ID_RE, Store, content_hash
+from node.store import RECORD_ID_RE, Store
 from node.transport.kafka._crypto import ENCRYPTION_SCHEME, DecryptionError, Opener
 from node.transport.kafka._envelope import (
     TYPE_DELETED,
@@ -50,7 +51,7 @@ from node.transport.kafka._envelope import (
 )
 from node.transport.kafka._inbox import known_versions, remember_versions
 from node.transport.kafka._topics import consumer_topic, shared_topic
-from node.validation import Validator, Violation, decode_record
+from node.validation import Validator, Violation, decode_flat, decode_record
 
 __all__ = [
     "Incoming",
@@ -76,6 +77,7 @@ _EVIDENCE_LIST_CAP = 200
 _dumps = orjson.dumps
 _SORTED = orjson.OPT_SORT_KEYS
 _is_record_id = RECORD_ID_RE.match
+_blake2b = hashlib.blake2b
 _new_accepted: Any = tuple.__new__  # Accepted(...) without its Python-level __new__
 _new_incoming: Any = tuple.__new__
 
@@ -225,7 +227,7 @@ class Checker:
         self._keys: dict[str, tuple[str, ed25519.Ed25519PublicKey]] = {}
         self._dir_seen: FederationDirectory | None = None
         self._locals: dict[tuple[str, str], str] = {}
-        self._validate_one = validator.validate
+        self._clean = validator.clean
         self.topic_map: dict[str, tuple[Subscription, bool]] = {}
         for sub in subscriptions:
             self.topic_map[shared_topic(sub.provider, sub.dataset)] = (sub, False)
@@ -331,21 +333,22 @@ class Checker:
                 data = self._opener.open(env.epk, data, env.id.encode("utf-8"))
             except DecryptionError as exc:
                 raise _Reject("DECRYPTION_FAILED", str(exc)) from exc
-        try:
-            record = decode_record(data)
-        except InputError as exc:
-            raise _Reject("UNPARSEABLE", f"the value is not a JSON record: {exc.message}") from exc
+        record = decode_flat(data)  # the common record, else decode_record (the same result or its error)
+        if record is None:
+            try:
+                record = decode_record(data)
+            except InputError as exc:
+                raise _Reject("UNPARSEABLE", f"the value is not a JSON record: {exc.message}") from exc
         if record.get("id") != subject:
             raise _Reject("UNPARSEABLE", "the record's id differs from ce_subject")
         record_type = env.record_type
         if env.masked:
             whole = self._validate(record, record_type, env)
-        else:  # the common case: the whole record is validated
-            rep = self._validate_one(record, record_type)
-            whole = rep.valid or self._validate(record, record_type, env)
+        else:  # the common case: the whole record is validated (a clean one without making its report)
+            whole = self._clean(record, record_type) or self._validate(record, record_type, env)
         body = _encode(record, subject)  # here, off the storing thread (in the helper process where there is one)
         accepted: Accepted = _new_accepted(Accepted, (msg, env, record, local, record_type or record.get("type"), whole,
-                                                      body, content_hash(body)))
+                                                      body, _blake2b(body, digest_size=16).digest()))  # content_hash
         return accepted
 
     def _validate(self, record: dict[str, Any], record_type: str | None, env: Envelope) -> bool:
