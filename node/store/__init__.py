@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from node.store._db import DURABILITY, StoreBase
 from node.store._reads import EncodedPage, RawRow, ReadsMixin
-from node.store._records import RECORD_ID_RE, RecordsMixin, canonical_body, content_hash
+from node.store._records import RECORD_ID_RE, RecordsMixin, canonical_body, content_hash, json_ids
 from node.store._schema import SCHEMA_VERSION
 from node.store._tables import TablesMixin
 from node.store._types import (
@@ -68,6 +68,7 @@ __all__ = [
     "QUARANTINE_STATUSES",
     "canonical_body",
     "content_hash",
+    "json_ids",
     "datetime_to_us",
     "us_to_datetime",
 ]

@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from node.errors import InputError, NotFound
 from node.jsonenc import canonical_bytes
 from node.store._db import StoreBase
@@ -102,6 +104,111 @@ def _insert_rows(conn: sqlite3.Connection, kind: str, shared: tuple[Any, ...], f
         step = size * width
         conn.execute(_insert_sql(kind, size, len(shared)), (*shared, *flat[done * width:done * width + step]))
         done += size
+
+
+# A batch of new records only (no id in the store yet, none twice, no deletion: what Push and
+# Kafka mostly write) takes fewer bound values: each record's seq is the batch's first seq plus
+# its position (a constant in the statement), its version 1; the change feed and outbox rows
+# are made by SQLite from a JSON array of the ids (json_each), one bound value in all.
+# shared (dataset, now, checked, seq before this statement's first row); per row (id, hash, body)
+_NEW_HEAD = f"INSERT INTO records ({_COLS}) VALUES "
+_NEW_ROW = "(?1,?{1},1,?{2},CAST(?{3} AS TEXT),0,?2,?4+{0},?3)"
+_NEW_SQL: dict[int, str] = {}
+_NEW_CHANGES = ("INSERT INTO changes (seq, dataset, record_id, version, op, at_us) "
+                "SELECT ?3 + key, ?1, value, 1, 'upsert', ?2 FROM json_each(?4)")
+_NEW_OUTBOX = ("INSERT INTO outbox (seq, dataset, record_id, version, op, created_us) "
+               "SELECT ?3 + key, ?1, value, 1, 'upsert', ?2 FROM json_each(?4)")
+# the current rows of the ids in a JSON array (json_each first: one primary-key search per id)
+_STATE_JSON = ("SELECT r.id, r.version, r.hash, r.deleted, r.checked FROM json_each(?2) AS j "
+               "CROSS JOIN records AS r ON r.dataset = ?1 AND r.id = j.value")
+
+
+def _new_sql(rows: int) -> str:
+    sql = _NEW_SQL.get(rows)
+    if sql is None:
+        sql = _NEW_SQL[rows] = _NEW_HEAD + ",".join(
+            _NEW_ROW.format(r + 1, 5 + 3 * r, 6 + 3 * r, 7 + 3 * r) for r in range(rows))
+    return sql
+
+
+def _new_rows(ids: list[str], digests: Sequence[Any], bodies: Sequence[Any]) -> list[Any] | None:
+    """(id, hash, body) of each new record, flat, hash and body as bytearray (bound as they are);
+    None if a digest or body is not bytes-like: the general path then raises what it raises."""
+    try:
+        hashes = list(map(bytearray, digests))
+        texts = list(map(bytearray, bodies))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    flat: list[Any] = [None] * (3 * len(ids))
+    flat[0::3] = ids
+    flat[1::3] = hashes
+    flat[2::3] = texts
+    return flat
+
+
+def _insert_new(conn: sqlite3.Connection, shared: tuple[str, int, str | None], seq: int, flat: list[Any]) -> None:
+    """Insert new records: ``flat`` holds (id, hash, body) of each, their seqs follow ``seq``."""
+    total = len(flat) // 3
+    done = 0
+    size = _ROWS
+    while done < total:
+        while size > total - done:
+            size //= 2
+        conn.execute(_new_sql(size), (*shared, seq + done, *flat[done * 3:(done + size) * 3]))
+        done += size
+
+
+def _json_each_works() -> bool:
+    """Whether this SQLite has json_each (built in since 3.38; an older or trimmed build may lack it)."""
+    try:
+        conn = sqlite3.connect(":memory:")
+    except sqlite3.Error:  # pragma: no cover - :memory: always opens
+        return False
+    try:
+        found: int = conn.execute("SELECT count(*) FROM json_each('[\"a\"]')").fetchone()[0]
+        return found == 1
+    except sqlite3.Error:  # pragma: no cover - depends on how SQLite was built
+        return False
+    finally:
+        conn.close()
+
+
+_JSON_EACH = _json_each_works()
+
+
+def json_ids(ids: Sequence[str]) -> str | None:
+    """``ids`` as a JSON array for ``json_each``, or None: then the caller binds them one by one.
+
+    None when this SQLite lacks json_each, when an id is not a str (bound one by one it is
+    stored or refused as sqlite3 does with that type), holds a NUL (json_each cuts the string
+    there) or cannot be encoded (a lone surrogate: bound one by one it raises what it raised).
+    """
+    if not _JSON_EACH:
+        return None
+    try:
+        if "\x00" in "".join(ids):  # the join: TypeError unless every id is a str
+            return None
+        return orjson.dumps(ids).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
+def _current(conn: sqlite3.Connection, dataset: str, unique: Sequence[str],
+             unique_json: str | None) -> dict[str, tuple[int, bytes, bool, str | None]]:
+    """id -> (version, digest, deleted, checked) of the current rows of ``unique`` (distinct ids);
+    ``unique_json``: :func:`json_ids` of them (None: the ids are bound one by one)."""
+    state: dict[str, tuple[int, bytes, bool, str | None]] = {}
+    if unique_json is not None:
+        for rid, version, digest, deleted, mark in conn.execute(_STATE_JSON, (dataset, unique_json)):
+            state[rid] = (version, bytes(digest), bool(deleted), mark)
+        return state
+    for chunk in _chunks(unique, _CHUNK):
+        marks = ",".join("?" * len(chunk))
+        for rid, version, digest, deleted, mark in conn.execute(
+                f"SELECT id, version, hash, deleted, checked FROM records WHERE dataset = ? "
+                f"AND id IN ({marks})", (dataset, *chunk)):
+            state[rid] = (version, bytes(digest), bool(deleted), mark)
+    return state
 
 
 class RecordsMixin(StoreBase):
@@ -236,16 +343,19 @@ class RecordsMixin(StoreBase):
             publish = self._publish_flag(conn, dataset)
             now = _now_us()
             # id -> (version, digest, deleted, checked) of its current row
-            state: dict[str, tuple[int, bytes, bool, str | None]] = {}
             unique = list(dict.fromkeys(ids))
-            for chunk in _chunks(unique, _CHUNK):
-                marks = ",".join("?" * len(chunk))
-                for rid, version, digest, deleted, mark in conn.execute(
-                        f"SELECT id, version, hash, deleted, checked FROM records WHERE dataset = ? "
-                        f"AND id IN ({marks})", (dataset, *chunk)):
-                    state[rid] = (version, bytes(digest), bool(deleted), mark)
+            unique_json = json_ids(unique)
+            state = _current(conn, dataset, unique, unique_json)
             row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
             seq = row[0] if row else 0
+            if not state and unique_json is not None and len(unique) == n and None not in bodies:
+                flat = _new_rows(unique, digests, bodies)
+                if flat is not None:  # new records only: the general path's rows, in fewer statements
+                    _insert_new(conn, (dataset, now, checked), seq, flat)
+                    conn.execute(_NEW_CHANGES, (dataset, now, seq + 1, unique_json))
+                    if publish:
+                        conn.execute(_NEW_OUTBOX, (dataset, now, seq + 1, unique_json))
+                    return [1] * n, [True] * n
             rechecked: list[tuple[str, str, str]] = []
             # an id appearing twice in one call is applied in order: split into rounds of distinct ids
             rounds: list[Sequence[int]] = [range(n)]

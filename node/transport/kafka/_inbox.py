@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from node.store import Store
+from node.store import Store, json_ids
 
 __all__ = ["INBOX_DDL", "ensure_inbox", "known_versions", "remember_versions", "ReceivedVersion",
            "received_version"]
@@ -51,9 +51,19 @@ def ensure_inbox(store: Store) -> None:
         conn.execute(INBOX_DDL)
 
 
+# the held versions of the ids in a JSON array (json_each first: one primary-key search per id)
+_KNOWN_JSON = ("SELECT k.id, k.version FROM json_each(?2) AS j CROSS JOIN kafka_inbox AS k "
+               "ON k.dataset = ?1 AND k.id = j.value")
+
+
 def known_versions(conn: sqlite3.Connection, dataset: str, ids: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     unique = list(dict.fromkeys(ids))
+    unique_json = json_ids(unique)
+    if unique_json is not None:
+        for rid, version in conn.execute(_KNOWN_JSON, (dataset, unique_json)):
+            out[rid] = version
+        return out
     for i in range(0, len(unique), _CHUNK):
         chunk = unique[i:i + _CHUNK]
         marks = ",".join("?" * len(chunk))
@@ -64,8 +74,11 @@ def known_versions(conn: sqlite3.Connection, dataset: str, ids: Sequence[str]) -
 
 
 _ROWS = 128  # rows per INSERT statement (a multiple-row VALUES list: SQLite does the rows' work in one call)
+# Rows alike in (dataset, provider, topic, partition, received_us), as a consumer's batch mostly
+# is, bind those once (?1..?5) and (id, version, offset) for each row.
 _UPSERT_HEAD = ("INSERT INTO kafka_inbox (dataset, id, version, provider, topic, partition, kafka_offset, "
                 "received_us) VALUES ")
+_UPSERT_ROW = "(?1,?{0},?{1},?2,?3,?4,?{2},?5)"
 _UPSERT_TAIL = (" ON CONFLICT (dataset, id) DO UPDATE SET version = excluded.version, provider = excluded.provider, "
                 "topic = excluded.topic, partition = excluded.partition, kafka_offset = excluded.kafka_offset, "
                 "received_us = excluded.received_us WHERE excluded.version > kafka_inbox.version")
@@ -75,22 +88,39 @@ _SQL: dict[int, str] = {}
 def _upsert_sql(rows: int) -> str:
     sql = _SQL.get(rows)
     if sql is None:
-        sql = _SQL[rows] = _UPSERT_HEAD + ",".join(["(?,?,?,?,?,?,?,?)"] * rows) + _UPSERT_TAIL
+        sql = _SQL[rows] = _UPSERT_HEAD + ",".join(
+            _UPSERT_ROW.format(6 + 3 * r, 7 + 3 * r, 8 + 3 * r) for r in range(rows)) + _UPSERT_TAIL
     return sql
 
 
-def remember_versions(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, int, str, str, int, int, int]]) -> None:
-    """Rows of (dataset, id, version, provider, topic, partition, offset, received_us), applied in order
-    (a version not newer than the one held changes nothing)."""
-    flat = [value for row in rows for value in row]
-    total = len(flat) // 8
+def _upsert_run(conn: sqlite3.Connection, shared: tuple[object, ...], flat: list[object]) -> None:
+    """Upsert rows alike in ``shared`` (dataset, provider, topic, partition, received_us); ``flat``
+    holds (id, version, offset) of each."""
+    total = len(flat) // 3
     done = 0
     size = _ROWS
     while done < total:
         while size > total - done:  # 128 rows a statement, then powers of two: a few cached statements
             size //= 2
-        conn.execute(_upsert_sql(size), flat[done * 8:(done + size) * 8])
+        conn.execute(_upsert_sql(size), (*shared, *flat[done * 3:(done + size) * 3]))
         done += size
+
+
+def remember_versions(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, int, str, str, int, int, int]]) -> None:
+    """Rows of (dataset, id, version, provider, topic, partition, offset, received_us), applied in order
+    (a version not newer than the one held changes nothing)."""
+    shared: tuple[object, ...] = ()
+    flat: list[object] = []
+    for dataset, rid, version, provider, topic, partition, offset, received_us in rows:
+        key = (dataset, provider, topic, partition, received_us)
+        if key != shared:  # a run of rows alike in these ends: store it, in order
+            if flat:
+                _upsert_run(conn, shared, flat)
+                flat = []
+            shared = key
+        flat += (rid, version, offset)
+    if flat:
+        _upsert_run(conn, shared, flat)
 
 
 def received_version(store: Store, dataset: str, record_id: str) -> ReceivedVersion | None:
