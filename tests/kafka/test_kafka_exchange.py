@@ -280,3 +280,26 @@ def test_batches_checked_ahead_are_stored_in_order_and_a_stop_in_flight_loses_no
                 assert ak.health().quarantined == 0
 
     asyncio.run(scenario())
+
+
+def test_consumed_messages_become_plain_tuples_sharing_repeated_headers() -> None:
+    import marshal
+    from types import SimpleNamespace
+
+    from node.transport.kafka._exchange import _plain_messages
+
+    def rec(offset: int, headers: list[Any]) -> Any:
+        return SimpleNamespace(offset=offset, key=b"k%d" % offset, value=b"v", headers=headers)
+
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("t", 3)
+    data = {tp: [rec(i, [("ce_type", b"x"), ("ce_id", b"%d" % i), ("n", None)]) for i in range(3)]}
+    out = _plain_messages(data)
+    assert out == [("t", 3, i, b"k%d" % i, b"v", (("ce_type", b"x"), ("ce_id", b"%d" % i), ("n", None)))
+                   for i in range(3)]
+    assert out[0][5][0] is out[2][5][0] and out[0][5][2] is out[1][5][2]  # one object per repeated pair
+    assert marshal.loads(marshal.dumps(out)) == out
+    odd = {tp: [rec(0, [("a", bytearray(b"x"))]), rec(1, [["b", b"y"]])]}  # unhashable: taken as they came
+    assert _plain_messages(odd) == [("t", 3, 0, b"k0", b"v", (("a", bytearray(b"x")),)),
+                                   ("t", 3, 1, b"k1", b"v", (["b", b"y"],))]

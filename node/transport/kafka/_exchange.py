@@ -103,6 +103,21 @@ def _current(source: Any) -> Any:
 _new: Any = tuple.__new__  # Incoming(...) without its Python-level __new__
 
 
+def _plain_messages(data: dict[Any, list[Any]]) -> list[tuple[Any, ...]]:
+    """The consumed messages as plain tuples (the fields of Incoming), so the consumer's records are
+    let go at once and the collector stops tracking them. A header (name, value) pair that several
+    messages carry is one object: a publisher's messages share most of their headers, and the check
+    helper is sent each shared pair once (marshal writes a reference to an object it has written)."""
+    shared: dict[tuple[str, bytes | None], tuple[str, bytes | None]] = {}
+    one = shared.setdefault
+    try:
+        return [(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(map(one, m.headers, m.headers)))
+                for tp, batch in data.items() for m in batch]
+    except TypeError:  # a header that is not a hashable pair: as it came
+        return [(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers))
+                for tp, batch in data.items() for m in batch]
+
+
 @dataclass
 class _ConsumeState:
     backoff: Backoff
@@ -514,10 +529,7 @@ class KafkaExchange:
                     await self._pause(self.options.metadata_interval)
                     continue
                 data = await consumer.getmany(timeout_ms=500, max_records=self.options.max_records)
-                # the messages as plain tuples (the fields of Incoming): the consumer's records are let go
-                # at once, and the collector stops tracking plain tuples of strings and bytes
-                raw = [(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers))
-                       for tp, batch in data.items() for m in batch]
+                raw = _plain_messages(data)
                 ends = {tp: batch[-1].offset + 1 for tp, batch in data.items() if batch}
                 del data
                 if raw:
