@@ -311,10 +311,12 @@ async def main() -> None:
             publish_s = await _publish(p_cfg, p_store, p_ev, validator, directory)
             topic = shared_topic(p_cfg.department.code, "open")
             _none, plain_consume_s, plain_cpu_s = await _read_all(bootstrap, topic, keep=False)
+            # ours next, while this process holds no copy of the messages (a daemon would not: the
+            # copy kept below for the produce baseline and the stages would only burden the collector)
+            consume = await _consume(c_cfg, c_store, c_ev, validator, directory)
             read, _s, _cpu = await _read_all(bootstrap, topic, keep=True)
             partitions = len({m[3] for m in read})
             send_s, batch_s = await _plain_produce(bootstrap, read, max(partitions, 1))
-            consume = await _consume(c_cfg, c_store, c_ev, validator, directory)
             from node.transport.kafka import Receiver
 
             receiver = Receiver(node_code=c_cfg.department.code, subscriptions=(), store=c_store, evidence=c_ev,
