@@ -1,0 +1,74 @@
+"""PushStream without a server: a client that goes away while a batch is being stored."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from grpc_testkit import person
+
+from node._generated.shulian.v1 import common_pb2, records_pb2
+from node.service import StoredBatch
+from node.service._batch import PreparedBatch, prepare_records
+from node.transport.grpc._push import PushStream
+from node.validation import get_validator
+
+
+class _SlowCore:
+    """The parts of NodeCore a Push stream uses; storing batch 1 takes a while."""
+
+    def __init__(self) -> None:
+        self.validator = get_validator("fast")
+        self.stored: list[int] = []
+        self.storing = threading.Event()
+        self.calls = 0
+
+    def check_push(self, _source: str, _dataset: str, **_kw: Any) -> str:
+        return "Person"
+
+    def prepare_pool(self, _warm: Any = None) -> None:
+        return None
+
+    def prepare(self, dataset: str, pairs: Any, *, record_type: str | None = None) -> PreparedBatch:
+        return prepare_records(self.validator, dataset, record_type or "Person", pairs)
+
+    def store_batch(self, _peer: str, prepared: PreparedBatch, **_kw: Any) -> StoredBatch:
+        index = self.calls
+        self.calls += 1
+        if index == 1:
+            self.storing.set()
+            time.sleep(0.5)
+        self.stored.append(index)
+        ids = prepared.good_ids()
+        return StoredBatch(prepared, ids, [1] * len(ids), [True] * len(ids), 0)
+
+
+def test_a_batch_being_stored_when_the_client_goes_away_is_stored_and_nothing_after_it() -> None:
+    core = _SlowCore()
+
+    async def run(fn: Any, *args: Any, **kw: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kw))
+
+    async def requests() -> AsyncIterator[records_pb2.PushRequest]:
+        for b in range(5):
+            yield records_pb2.PushRequest(dataset="inbox" if b == 0 else "", records=[
+                common_pb2.Record(id=p["id"], payload=json.dumps(p).encode())
+                for p in (person(b * 10 + i) for i in range(10))])
+
+    async def scenario() -> None:
+        stream = PushStream(core, run, lambda: None)  # type: ignore[arg-type]
+        answers = stream.responses(requests(), "peer", "rid")
+        first = await answers.__anext__()
+        assert first.batch == 0 and first.accepted == 10
+        await asyncio.to_thread(core.storing.wait, 10)  # batch 1 is being stored
+        await answers.aclose()  # the client went away
+        assert core.stored == [0, 1]  # batch 1 was stored all the same; nothing after it was
+        await asyncio.sleep(0.2)
+        assert core.stored == [0, 1]
+
+    asyncio.run(scenario())
