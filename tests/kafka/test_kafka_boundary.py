@@ -526,3 +526,40 @@ def test_a_failed_check_helper_refuses_work_and_the_node_checks_by_itself(world:
             pool.submit([], world.directory).result(1)
     finally:
         pool.close()
+
+
+def test_batches_sent_while_the_check_helper_starts_wait_for_it(world: World) -> None:
+    from node.transport.kafka._pool import CheckPool, unpack_outcomes
+    from node.transport.kafka._receiver import CheckedBatch
+
+    batch = _mixed_batch(world)
+    rx = world.receiver(world.a)
+    pool = CheckPool(node_code=world.a.node.code, subscriptions=world.a.cfg.kafka.subscriptions,  # type: ignore[union-attr]
+                     validator=rx.validator, encryption_key=load_encryption_key(world.a.cfg.encryption_key))
+    assert not pool.usable()  # not spawned yet
+    pool.start()
+    try:
+        assert pool.usable()
+        future = pool.submit(batch, world.directory)  # before it answered its start
+        there = unpack_outcomes(batch, future.result(60))
+        assert pool.available()
+        assert there == dataclasses.replace(CheckedBatch.of(rx.check_many(batch)), records=None)
+    finally:
+        pool.close()
+    assert not pool.usable()
+
+
+def test_batches_sent_to_a_check_helper_that_fails_to_start_fail_and_are_checked_in_the_node(world: World) -> None:
+    from node.transport.kafka._pool import CheckPool, HelperError
+
+    rx = world.receiver(world.a)
+    pool = CheckPool(node_code=world.a.node.code, subscriptions=[], validator=rx.validator, encryption_key=None)
+    pool._init = ("not", "the", "arguments")  # type: ignore[assignment]  # its start fails
+    pool.start()
+    try:
+        future = pool.submit(_mixed_batch(world)[:3], world.directory)
+        with pytest.raises(HelperError):
+            future.result(60)
+        assert not pool.available()
+    finally:
+        pool.close()

@@ -552,7 +552,7 @@ class KafkaExchange:
     def _start_check(self, raw: list[tuple[Any, ...]]) -> tuple[asyncio.Future[Any], bool]:
         """Start checking a batch: in the helper process (True) where there is one, else in the check thread."""
         pool = self._pool
-        if pool is not None and len(raw) >= self.options.check_process_min_batch and pool.available():
+        if pool is not None and len(raw) >= self.options.check_process_min_batch and pool.usable():
             try:
                 return asyncio.wrap_future(pool.submit(raw, self.current_directory())), True
             except Exception as exc:  # noqa: BLE001 - a broken helper: check here

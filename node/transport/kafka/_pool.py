@@ -301,6 +301,12 @@ class CheckPool:
             else:
                 future.set_exception(HelperError(result))
 
+    def usable(self) -> bool:
+        """True once the helper is spawned and until it fails: batches submitted while it starts
+        wait for it (they are answered in order, after its start), which costs this process less
+        than checking them here meanwhile. If it fails to start they fail too and are checked here."""
+        return not self.failed and self._started is not None
+
     def available(self) -> bool:
         started = self._started
         if self.failed or started is None or not started.done():
