@@ -273,7 +273,7 @@ def _stages(msgs: list[Msg], receiver: Any, validator: Any, store: Any, code: st
             "encode_us": round((t5 - t4) * us, 2), "store_us": round((t6 - t5) * us, 2)}
 
 
-async def main() -> None:
+async def main() -> int:
     from node.config import load_config
     from node.evidence import EvidenceLog
     from node.federation import load_node_directory
@@ -342,9 +342,11 @@ async def main() -> None:
         "stages_us_per_record": stages,
     }
     result["meets_target"] = result["ratio"] >= TARGET_CONSUME
-    out = {"bench": "kafka_exchange", "records": N, "publish": publish, "consume": result}
+    out = {"bench": "kafka_exchange", "records": N, "publish": publish, "consume": result,
+           "pass": bool(publish["meets_target"] and result["meets_target"])}
     print(json.dumps(out, ensure_ascii=False))
+    return 0 if out["pass"] else 1
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

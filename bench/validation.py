@@ -74,7 +74,7 @@ def make_records(n: int, divisions: list[str], seed: int = 7) -> list[dict[str, 
     return out
 
 
-def main() -> None:
+def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="shulian-bench-"))
     try:
         std_dir = tmp / "ontology"
@@ -163,7 +163,8 @@ def main() -> None:
         print(json.dumps(out))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if out["pass"] else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
