@@ -303,3 +303,29 @@ def test_consumed_messages_become_plain_tuples_sharing_repeated_headers() -> Non
     odd = {tp: [rec(0, [("a", bytearray(b"x"))]), rec(1, [["b", b"y"]])]}  # unhashable: taken as they came
     assert _plain_messages(odd) == [("t", 3, 0, b"k0", b"v", (("a", bytearray(b"x")),)),
                                    ("t", 3, 1, b"k1", b"v", (["b", b"y"],))]
+
+
+def test_a_check_helper_that_does_not_start_in_time_is_given_up_and_nothing_is_lost(
+        federation: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from node.transport.kafka._pool import CheckPool
+
+    monkeypatch.setattr(CheckPool, "available", lambda self: False)  # it never answers its start in time
+
+    p, a = federation.node("prov"), federation.node("a")
+    p.publish("open", "unconditional")
+    a.subscribe(p, "open")
+    local = local_dataset_id(p.code, "open")
+    impatient = dataclasses.replace(FAST, check_process_min_batch=1, check_process_start_timeout=0.001)
+
+    async def scenario() -> None:
+        async with running(p) as (_pk, ps):
+            ps.upsert_many("open", [(f"o{i}", person(i, "o")) for i in range(200)])
+            async with running(a, options=impatient) as (ak, as_):
+                await until(lambda: count(as_, local) == 200, "the consumer to store all")
+                pool = ak._pool
+                assert pool is not None and pool.failed and pool.submitted > 0  # waited 1 ms for its start
+                assert ak.health().quarantined == 0 and ak.health().status == "serving", ak.health()
+
+    asyncio.run(scenario())

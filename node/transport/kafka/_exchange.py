@@ -35,7 +35,7 @@ from node.policy import ResponsibilityList
 from node.store import Store
 from node.transport.kafka._clients import DEFAULT_PARTITIONS, Backoff, TopicManager, client_kwargs
 from node.transport.kafka._inbox import ensure_inbox
-from node.transport.kafka._pool import CheckPool, unpack_outcomes
+from node.transport.kafka._pool import CheckPool, HelperError, unpack_outcomes
 from node.transport.kafka._publisher import PreparedBatch, Publisher, partition_for
 from node.transport.kafka._receiver import Accepted, BatchResult, CheckedBatch, Incoming, Receiver, Rejected
 from node.transport.kafka._routes import RoutePlanner
@@ -68,6 +68,7 @@ class KafkaOptions:
     check_process: bool = True  # check consumed batches in a helper process (a second core), where it can
     check_process_min_batch: int = 64  # smaller batches are checked in this process (not worth the round trip)
     check_ahead: int = 2  # batches read and being checked while an earlier one is stored (at least 1)
+    check_process_start_timeout: float = 30.0  # seconds a batch waits for a helper still starting, then checked here
 
 
 @dataclass(frozen=True)
@@ -570,8 +571,17 @@ class KafkaExchange:
             local: list[Accepted | Rejected] = await future
             return CheckedBatch.of(local)
         try:
-            return unpack_outcomes(raw, await future)
-        except Exception as exc:  # noqa: BLE001 - the helper failed or answered nonsense: check here
+            pool = self._pool
+            if pool is not None and not pool.available():  # sent while the helper starts: wait, but not forever
+                limit = self.options.check_process_start_timeout
+                try:
+                    packed = await asyncio.wait_for(asyncio.shield(future), limit)
+                except TimeoutError:
+                    raise HelperError(f"it did not start within {limit:g} s") from None
+            else:
+                packed = await future
+            return unpack_outcomes(raw, packed)
+        except Exception as exc:  # noqa: BLE001 - the helper failed, answered nonsense or never started: check here
             if self._pool is not None:
                 self._pool.fail(exc)
         return CheckedBatch.of(await asyncio.get_running_loop().run_in_executor(self._chk_exec, self._check_here, raw))

@@ -45,7 +45,7 @@ from node.transport.kafka._envelope import TYPE_DELETED
 from node.transport.kafka._receiver import Accepted, CheckedBatch, Checker, Incoming, Rejected
 from node.validation import Validator
 
-__all__ = ["CheckPool", "Packed", "pack_outcomes", "unpack_outcomes"]
+__all__ = ["CheckPool", "HelperError", "Packed", "pack_outcomes", "unpack_outcomes"]
 
 log = logging.getLogger(__name__)
 
