@@ -68,6 +68,10 @@ class KafkaOptions:
     check_process: bool = True  # check consumed batches in a helper process (a second core), where it can
     check_process_min_batch: int = 64  # smaller batches are checked in this process (not worth the round trip)
     check_ahead: int = 2  # batches read and being checked while an earlier one is stored (at least 1)
+    # how long the broker may hold a fetch for partitions with nothing new (Kafka's default: 500 ms); a
+    # fetch held for caught-up partitions holds back the next fetch of the others, which are read in
+    # batches of max_records
+    fetch_max_wait_ms: int = 100
     check_process_start_timeout: float = 30.0  # seconds a batch waits for a helper still starting, then checked here
 
 
@@ -310,7 +314,8 @@ class KafkaExchange:
         if self.options.consume and self.cfg.kafka is not None and self.cfg.kafka.subscriptions:
             self._consumer = AIOKafkaConsumer(
                 **common, group_id=self.options.group_id or f"shulian-{self.me}", enable_auto_commit=False,
-                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_wait_ms=self.options.fetch_max_wait_ms)
             await self._consumer.start()
 
     async def _close_clients(self) -> None:
