@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from grpc_testkit import person
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node._generated.shulian.v1 import common_pb2, records_pb2
 from node.service import StoredBatch
 from node.service._batch import PreparedBatch, prepare_records
-from node.transport.grpc._push import PushStream
+from node.transport.grpc._push import PushStream, push_response_bytes, serialize_push_response
 from node.validation import get_validator
 
 
@@ -64,6 +66,8 @@ def test_a_batch_being_stored_when_the_client_goes_away_is_stored_and_nothing_af
         stream = PushStream(core, run, lambda: None)  # type: ignore[arg-type]
         answers = stream.responses(requests(), "peer", "rid")
         first = await answers.__anext__()
+        if isinstance(first, bytes):
+            first = records_pb2.PushResponse.FromString(first)
         assert first.batch == 0 and first.accepted == 10
         await asyncio.to_thread(core.storing.wait, 10)  # batch 1 is being stored
         await answers.aclose()  # the client went away
@@ -72,3 +76,21 @@ def test_a_batch_being_stored_when_the_client_goes_away_is_stored_and_nothing_af
         assert core.stored == [0, 1]
 
     asyncio.run(scenario())
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=st.integers(0, 2**40), rows=st.lists(st.tuples(
+    st.text(alphabet="abcXYZ019._~-", min_size=1, max_size=128), st.integers(0, 2**64 - 1), st.booleans()),
+    max_size=20))
+def test_push_answers_written_directly_are_the_message_bytes(batch: int, rows: list[tuple[str, int, bool]]) -> None:
+    ids = [r[0] for r in rows]
+    versions = [r[1] for r in rows]
+    changed = [r[2] for r in rows]
+    status = records_pb2.RecordResult
+    message = records_pb2.PushResponse(batch=batch, accepted=len(ids), results=[
+        status(id=i, status=status.STORED if c else status.UNCHANGED, version=v)
+        for i, v, c in zip(ids, versions, changed, strict=True)])
+    data = push_response_bytes(batch, ids, versions, changed)
+    assert data == message.SerializeToString()
+    assert records_pb2.PushResponse.FromString(data) == message
+    assert serialize_push_response(data) is data and serialize_push_response(message) == data

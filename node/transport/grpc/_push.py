@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,7 +23,8 @@ from node.errors import InputError
 from node.service import NodeCore, PreparedBatch, PreparePool, set_log_fields, unpack_prepared
 from node.transport.grpc._errors import BadMessage
 
-__all__ = ["PushStream", "push_pairs", "push_records", "MAX_PUSH_RECORDS", "POOL_MIN_RECORDS", "PREPARE_AHEAD"]
+__all__ = ["PushStream", "push_pairs", "push_records", "push_response_bytes", "serialize_push_response",
+           "MAX_PUSH_RECORDS", "POOL_MIN_RECORDS", "PREPARE_AHEAD"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,44 @@ class _Counts:
     batches: int = 0
     accepted: int = 0
     rejected: int = 0
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def push_response_bytes(batch: int, ids: Sequence[str], versions: Sequence[int], changed: Sequence[bool]) -> bytes:
+    """``PushResponse(batch=batch, accepted=len(ids), results=[RecordResult(id, STORED or UNCHANGED,
+    version) ...]).SerializeToString()``, written directly: the answer to a batch whose records
+    were all accepted without warnings (the common case), a tenth of the storing thread's time
+    when built as a message. The same bytes (fields in number order, zero values left out)."""
+    parts = [b"\x08" + _varint(batch)] if batch else []
+    append = parts.append
+    for rid, version, new in zip(ids, versions, changed, strict=True):
+        idb = rid.encode("utf-8")
+        n = len(idb)
+        if n < 122 and 0 < version < 128:  # one byte for every length and number
+            append(b"\x12%c\n%c%s\x10%c\x18%c" % (n + 6, n, idb, 1 if new else 2, version))
+            continue
+        sub = b"".join((b"\n", _varint(n), idb, b"\x10\x01" if new else b"\x10\x02",
+                        b"\x18" + _varint(version) if version else b""))
+        append(b"\x12" + _varint(len(sub)) + sub)
+    if ids:
+        append(b"\x18" + _varint(len(ids)))
+    return b"".join(parts)
+
+
+def serialize_push_response(message: records_pb2.PushResponse | bytes) -> bytes:
+    """The Push handler's serializer: a message, or bytes already encoded (:func:`push_response_bytes`)."""
+    if isinstance(message, bytes):
+        return message
+    data: bytes = message.SerializeToString()
+    return data
 
 
 def push_pairs(req: records_pb2.PushRequest) -> list[tuple[str, bytes]]:
@@ -71,7 +110,7 @@ class PushStream:
         self.notify = notify
 
     async def responses(self, requests: AsyncIterator[Any], peer: str, rid: str
-                        ) -> AsyncIterator[records_pb2.PushResponse]:
+                        ) -> AsyncIterator[records_pb2.PushResponse | bytes]:
         """The answers, one per batch, in order, each as soon as its batch is stored. A bad request
         refuses the stream once every batch before it was stored and answered.
 
@@ -83,7 +122,7 @@ class PushStream:
         sends more.
         """
         queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None] = asyncio.Queue(PREPARE_AHEAD)
-        answers: asyncio.Queue[records_pb2.PushResponse | BaseException | None] = asyncio.Queue(ANSWERS_AHEAD)
+        answers: asyncio.Queue[records_pb2.PushResponse | bytes | BaseException | None] = asyncio.Queue(ANSWERS_AHEAD)
         reader = asyncio.ensure_future(self._read(requests, peer, rid, queue))
         counts = _Counts()
         storer = asyncio.ensure_future(self._store_all(queue, answers, peer, rid, counts))
@@ -119,7 +158,7 @@ class PushStream:
             raise refused
 
     async def _store_all(self, queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None],
-                         answers: asyncio.Queue[records_pb2.PushResponse | BaseException | None],
+                         answers: asyncio.Queue[records_pb2.PushResponse | bytes | BaseException | None],
                          peer: str, rid: str, counts: _Counts) -> None:
         """Store the prepared batches in order and queue their answers; then None, or the error that
         ends the stream. Cancelled, it lets a store under way finish (the batch is durable)."""
@@ -141,7 +180,7 @@ class PushStream:
                 set_log_fields(dataset=prepared.dataset)  # (the reader's log fields are its own)
             storing = asyncio.ensure_future(self.run(self._commit, peer, prepared, counts.batches, rid, loop))
             try:
-                response = await asyncio.shield(storing)
+                response, accepted, rejected = await asyncio.shield(storing)
             except asyncio.CancelledError:
                 if not storing.done():
                     await asyncio.wait([storing])  # committed all the same: wait for it, then stop
@@ -152,8 +191,8 @@ class PushStream:
                 await answers.put(exc)
                 return
             counts.batches += 1
-            counts.accepted += response.accepted
-            counts.rejected += response.rejected
+            counts.accepted += accepted
+            counts.rejected += rejected
             await answers.put(response)
 
     async def _read(self, requests: AsyncIterator[Any], peer: str, rid: str,
@@ -216,19 +255,17 @@ class PushStream:
         return self.core.prepare(dataset, push_pairs(req), record_type=record_type)
 
     def _commit(self, peer: str, prepared: PreparedBatch, index: int, rid: str,
-                loop: asyncio.AbstractEventLoop) -> records_pb2.PushResponse:
-        """Store a batch (durable on return) and build its answer (in the executor)."""
+                loop: asyncio.AbstractEventLoop) -> tuple[records_pb2.PushResponse | bytes, int, int]:
+        """Store a batch (durable on return) and build its answer (in the executor): (the answer,
+        accepted, rejected)."""
         stored = self.core.store_batch(peer, prepared, via="grpc.push", request_id=rid)
         if stored.accepted:
             loop.call_soon_threadsafe(self.notify)
+        if not stored.rejected and not prepared.warnings:  # the common case: one plain result per record
+            return push_response_bytes(index, stored.ids, stored.versions, stored.changed), stored.accepted, 0
         status = records_pb2.RecordResult
         response = records_pb2.PushResponse(batch=index, accepted=stored.accepted, rejected=stored.rejected)
         add = response.results.add
-        if not stored.rejected and not prepared.warnings:  # the common case: one plain result per record
-            done, same = status.STORED, status.UNCHANGED
-            for i, version, changed in zip(stored.ids, stored.versions, stored.changed, strict=True):
-                add(id=i, status=done if changed else same, version=version)
-            return response
         codes = {"stored": status.STORED, "unchanged": status.UNCHANGED, "rejected": status.REJECTED}
         for o in stored.outcomes():
             if o.violations or o.error:
@@ -238,4 +275,4 @@ class PushStream:
                                         message_zh=v.message_zh, message_en=v.message_en)
             else:
                 add(id=o.id, status=codes[o.status], version=o.version)
-        return response
+        return response, stored.accepted, stored.rejected

@@ -58,7 +58,7 @@ from node.transport.grpc._helpers import (
     safe_parser,
     serialize_query_response,
 )
-from node.transport.grpc._push import PushStream
+from node.transport.grpc._push import PushStream, serialize_push_response
 
 __all__ = ["NodeServicers", "ChangeNotifier", "SERVICE_NAMES", "HEARTBEAT_SECONDS", "POLL_SECONDS"]
 
@@ -212,7 +212,7 @@ class NodeServicers:
                     serialize_query_response),
                 "Push": grpc.stream_stream_rpc_method_handler(
                     self._stream("Push", self._push), safe_parser(r.PushRequest.FromString),
-                    r.PushResponse.SerializeToString),
+                    serialize_push_response),
                 "Subscribe": grpc.unary_stream_rpc_method_handler(
                     self._stream("Subscribe", self._subscribe), safe_parser(r.SubscribeRequest.FromString),
                     r.SubscribeResponse.SerializeToString),
@@ -314,7 +314,7 @@ class NodeServicers:
 
     # ---- Records.Push --------------------------------------------------------------------------------
     def _push(self, requests: AsyncIterator[Any], peer: str, rid: str, context: Any
-              ) -> AsyncIterator[records_pb2.PushResponse]:
+              ) -> AsyncIterator[records_pb2.PushResponse | bytes]:
         """The answers to a Push stream (see :class:`node.transport.grpc._push.PushStream`)."""
         return PushStream(self.core, self.run, self.notifier.notify).responses(requests, peer, rid)
 
