@@ -20,6 +20,15 @@ ENGINES = ("fast", "shacl")
 _UNSET: Any = object()
 
 
+def _declares(record: dict[str, Any], record_type: str | None) -> bool:
+    """The record declares no type ("type", else "@type") or ``record_type``: the compiled check of
+    ``record_type`` decides it (anything else goes to :func:`record_type_of`)."""
+    declared = record.get("type", _UNSET)
+    if declared is _UNSET:
+        declared = record.get("@type")
+    return declared is None or declared == record_type
+
+
 class _DropIllTypedNoise(logging.Filter):
     """rdflib logs a traceback for every ill-typed literal; for a validator those are expected."""
 
@@ -131,18 +140,14 @@ class Validator:
         out: list[RecordReport] = []
         append = out.append
         for record in records:  # _fast_one's common case, inline
-            if record.__class__ is dict:
-                declared = record.get("type", _UNSET)
-                if declared is _UNSET:
-                    declared = record.get("@type")
-                if declared is None or declared == t:
-                    failed = check(record)
-                    if not failed:
-                        rid = record.get("id")
-                        append(valid_report(rid if rid.__class__ is str else None, t))
-                    else:
-                        append(self._report(record, t, failed))
-                    continue
+            if record.__class__ is dict and _declares(record, t):
+                failed = check(record)
+                if not failed:
+                    rid = record.get("id")
+                    append(valid_report(rid if rid.__class__ is str else None, t))
+                else:
+                    append(self._report(record, t, failed))
+                continue
             append(one(record, record_type))
         return out
 
@@ -153,10 +158,7 @@ class Validator:
         check = self._compiled.get(record_type) if self.engine == "fast" and record_type is not None else None
         if check is None or record.__class__ is not dict:
             return False
-        declared = record.get("type", _UNSET)
-        if declared is _UNSET:
-            declared = record.get("@type")
-        return (declared is None or declared == record_type) and not check(record)
+        return _declares(record, record_type) and not check(record)
 
     def unclear(self, records: Sequence[Any], record_type: str | None) -> dict[int, RecordReport] | None:
         """:meth:`validate_many` without a report for each clean record: the reports that may be
@@ -170,15 +172,11 @@ class Validator:
         t: str = record_type  # type: ignore[assignment]  # a compiled type's name
         out: dict[int, RecordReport] = {}
         for i, record in enumerate(records):  # validate_many's common case, inline
-            if record.__class__ is dict:
-                declared = record.get("type", _UNSET)
-                if declared is _UNSET:
-                    declared = record.get("@type")
-                if declared is None or declared == t:
-                    failed = check(record)
-                    if failed:
-                        out[i] = self._report(record, t, failed)
-                    continue
+            if record.__class__ is dict and _declares(record, t):
+                failed = check(record)
+                if failed:
+                    out[i] = self._report(record, t, failed)
+                continue
             out[i] = self._fast_one(record, t)
         return out
 
