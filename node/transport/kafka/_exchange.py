@@ -56,7 +56,7 @@ class KafkaOptions:
 
     publish: bool = True  # drain the outbox to Kafka
     consume: bool = True  # read the subscriptions
-    outbox_batch: int = 2000  # outbox rows per published (and signed) batch
+    outbox_batch: int = 5000  # outbox rows per published (and signed) batch
     max_records: int = 2000  # messages per consumed batch
     poll_interval: float = 0.2  # seconds between outbox polls when it is empty
     metadata_interval: float = 1.0  # seconds between looks for subscribed topics that do not exist yet
