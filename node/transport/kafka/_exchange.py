@@ -168,6 +168,7 @@ class KafkaExchange:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._pub_exec: concurrent.futures.ThreadPoolExecutor | None = None
+        self._fin_exec: concurrent.futures.ThreadPoolExecutor | None = None  # finishing published batches
         self._sub_exec: concurrent.futures.ThreadPoolExecutor | None = None  # storing received batches
         self._chk_exec: concurrent.futures.ThreadPoolExecutor | None = None  # checking them, without a helper
         self._pool: CheckPool | None = None
@@ -200,6 +201,7 @@ class KafkaExchange:
         if encryption is None and self.cfg.encryption_key is not None:
             encryption = load_encryption_key(self.cfg.encryption_key)
         self._pub_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-pub")
+        self._fin_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-fin")
         self._sub_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-sub")
         self._chk_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shulian-kafka-check")
         planner = RoutePlanner(self.cfg, self.current_policy, self.current_directory)
@@ -245,10 +247,10 @@ class KafkaExchange:
             elif not task.cancelled() and task.exception() is not None:
                 log.error("the Kafka exchange ended with an error", exc_info=task.exception())
         await self._close_clients()
-        for ex in (self._pub_exec, self._sub_exec, self._chk_exec):
+        for ex in (self._pub_exec, self._fin_exec, self._sub_exec, self._chk_exec):
             if ex is not None:
                 await asyncio.get_running_loop().run_in_executor(None, ex.shutdown, True)
-        self._pub_exec = self._sub_exec = self._chk_exec = None
+        self._pub_exec = self._fin_exec = self._sub_exec = self._chk_exec = None
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.get_running_loop().run_in_executor(None, pool.close)
@@ -413,10 +415,11 @@ class KafkaExchange:
             self._problem("topics", f"cannot create topics: {exc}")
         publisher, limit = self.publisher, self.options.outbox_batch
         pending: asyncio.Future[PreparedBatch | None] | None = None
+        # the last acknowledged batch's outbox rows and evidence, being written while the next batch is sent
+        finishing: asyncio.Future[None] | None = None
         while True:
             if self._stopping.is_set():
-                if pending is not None:
-                    await asyncio.gather(pending, return_exceptions=True)
+                await asyncio.gather(*(f for f in (pending, finishing) if f is not None), return_exceptions=True)
                 return
             # the next batch is prepared (read, projected, signed) while Kafka acknowledges this one
             batch = await (pending or loop.run_in_executor(self._pub_exec, publisher.prepare, limit, 0,
@@ -442,17 +445,28 @@ class KafkaExchange:
                 if pending is not None:  # start again from the oldest row still in the outbox
                     await asyncio.gather(pending, return_exceptions=True)
                     pending = None
+                if finishing is not None:  # (once the batch before is out of it)
+                    await finishing
+                    finishing = None
                 self._topics.forget()
                 text = exc.message if isinstance(exc, Unavailable) else repr(exc)
                 self._problem("publish", f"publishing {len(batch.messages)} message(s) failed ({text}); "
                               "they stay in the outbox and are retried")
                 await self._pause(backoff.delay())
                 continue
-            await loop.run_in_executor(self._pub_exec, publisher.finish, batch)
-            self._published += len(batch.messages)
+            if finishing is not None:  # batches are finished in order (and a failure to finish shows here)
+                await finishing
+            finishing = asyncio.ensure_future(self._finished(batch))
             backoff.reset()
             self._ok("publish")
             self._ok("topics")
+
+    async def _finished(self, batch: PreparedBatch) -> None:
+        """Drop an acknowledged batch's outbox rows and log its evidence (in a thread of its own, so
+        the next batch is read and signed meanwhile)."""
+        assert self.publisher is not None
+        await asyncio.get_running_loop().run_in_executor(self._fin_exec, self.publisher.finish, batch)
+        self._published += len(batch.messages)
 
     async def _send(self, batch: PreparedBatch) -> list[asyncio.Future[Any]]:
         """Queue every message of the batch with the producer; returns the acknowledgements to await."""
