@@ -216,10 +216,10 @@ def test_the_common_batch_path_is_taken_for_the_common_batch() -> None:
     validator = get_validator("fast")
     taken = (0, 1, 2, 3, 4, 5, 6, 21)  # flat objects carrying their good id (a null is a flat value)
     common = [_VARIANTS[i] for i in taken]
-    assert _prepare_flat(validator, "inbox", "Person", common, True) is not None
+    assert _prepare_flat(validator, "inbox", "Person", common, True, []) is not None
     for odd in sorted(set(range(len(_VARIANTS))) - set(taken)):
         batch = [*common, _VARIANTS[odd]]
-        assert _prepare_flat(validator, "inbox", "Person", batch, True) is None, _VARIANTS[odd][0]
+        assert _prepare_flat(validator, "inbox", "Person", batch, True, []) is None, _VARIANTS[odd][0]
 
 
 @pytest.mark.parametrize("payload", [b'{"b": 12345678901234567890123, "a": 1}', b'{"b": 1.25e-7, "a": [1, {"z": 2.0}]}',
