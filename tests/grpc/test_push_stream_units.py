@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 from node._generated.shulian.v1 import common_pb2, records_pb2
 from node.service import StoredBatch
 from node.service._batch import PreparedBatch, prepare_records
-from node.transport.grpc._push import PushStream, push_response_bytes, serialize_push_response
+from node.transport.grpc._push import (
+    PushStream,
+    _uniform_results,
+    push_response_bytes,
+    serialize_push_response,
+)
 from node.validation import get_validator
 
 
@@ -94,3 +99,35 @@ def test_push_answers_written_directly_are_the_message_bytes(batch: int, rows: l
     assert data == message.SerializeToString()
     assert records_pb2.PushResponse.FromString(data) == message
     assert serialize_push_response(data) is data and serialize_push_response(message) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=st.integers(0, 2**20), size=st.integers(1, 128), count=st.integers(0, 40),
+       version=st.integers(0, 300), new=st.booleans(), odd=st.sampled_from(["", "length", "version", "status", "utf8"]),
+       data=st.data())
+def test_push_answers_of_uniform_batches_take_one_join_and_are_the_message_bytes(
+        batch: int, size: int, count: int, version: int, new: bool, odd: str, data: st.DataObject) -> None:
+    """The usual batch (ids of one length, one status, one version) is written in one join; any
+    batch that differs in one place takes the record-by-record path. Both give the message's bytes."""
+    ids = [data.draw(st.text(alphabet="abcXYZ019._~-", min_size=size, max_size=size)) for _ in range(count)]
+    versions = [version] * count
+    changed = [new] * count
+    odd = odd if count >= 2 else ""  # (one record alone always takes the join)
+    if odd:
+        at = data.draw(st.integers(0, count - 1))
+        if odd == "length":
+            ids[at] = ids[at] + "x" if size < 128 else ids[at][:-1]
+        elif odd == "version":
+            versions[at] = version + 1
+        elif odd == "status":
+            changed[at] = not new
+        else:
+            ids[at] = "证" + ids[at][1:]
+    status = records_pb2.RecordResult
+    message = records_pb2.PushResponse(batch=batch, accepted=len(ids), results=[
+        status(id=i, status=status.STORED if c else status.UNCHANGED, version=v)
+        for i, v, c in zip(ids, versions, changed, strict=True)])
+    assert push_response_bytes(batch, ids, versions, changed) == message.SerializeToString()
+    joined = _uniform_results(ids, versions, changed)
+    usual = count > 0 and not odd and 0 < version < 128 and size < 122
+    assert (joined is not None) == usual

@@ -23,6 +23,7 @@ from test_store_records import person  # tests/node is on sys.path
 import node.store._records as records_mod
 from node.jsonenc import canonical_bytes
 from node.store import Store, content_hash
+from node.store._db import PAGE_SIZE
 from node.store._records import _ROWS, _current, _insert_new, json_ids
 
 
@@ -240,3 +241,22 @@ def test_the_outbox_follows_the_change_feed(pair: tuple[Store, Store]) -> None:
         outbox = conn.execute("SELECT seq, record_id FROM outbox ORDER BY id").fetchall()
     assert [r for _, r in feed] == ids and outbox == feed
     assert fast.latest_seq() == feed[-1][0] == len(ids)
+
+
+def test_a_new_store_has_8k_pages_and_an_older_store_keeps_its_own(tmp_path: Path) -> None:
+    new = Store(tmp_path / "new.db")
+    new.ensure_dataset("population", "Person")
+    new.close()
+    with sqlite3.connect(tmp_path / "new.db") as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 8192
+    # a store made with SQLite's default pages (as earlier releases made them) keeps them, and works
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+    old = Store(tmp_path / "old.db")
+    old.ensure_dataset("population", "Person")
+    old.upsert("population", "p1", {"id": "p1", "name": "王"})
+    assert old.get_record("population", "p1") is not None
+    old.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
