@@ -52,7 +52,7 @@ DOMAIN = b"shulian-ce-signature/1\x00"
 ENCRYPTION = "x25519-hkdf-sha256-aes256gcm"
 HKDF_INFO = b"shulian-kafka-value/1"
 REQUIRED = ("ce_id", "ce_source", "ce_type", "ce_subject", "ce_time", "ce_specversion")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
 _WAIT = 20.0  # seconds the kit waits for the node to publish what it expects
 
 

@@ -16,7 +16,7 @@ from node.errors import StandardError
 
 __all__ = ["InformationItem", "information_items"]
 
-_FORMAT_LENGTH = re.compile(r"^(?:a|n|an)(?:\.\.)?([1-9][0-9]*)(?:,[0-9]+)?$")
+_FORMAT_LENGTH = re.compile(r"^(?:a|n|an)(?:\.\.)?([1-9][0-9]*)(?:,[0-9]+)?\Z")
 _XSD = "http://www.w3.org/2001/XMLSchema#"
 
 

@@ -51,11 +51,11 @@ UPDATE_CYCLES: dict[str, tuple[str, ...]] = {
 # record types of the standard (node.validation owns their shapes)
 RECORD_TYPES: tuple[str, ...] = ("Person", "LegalEntity", "SocialInsuranceEnrollment", "ElectronicLicense")
 
-_DIVISION_RE = re.compile(r"^[0-9]{6}$")
+_DIVISION_RE = re.compile(r"^[0-9]{6}\Z")
 # 类 (1 digit) + 项 (2) + 目 (3) + 细目 (0..n digits) "/" sequence (1..n digits)
-_RESOURCE_RE = re.compile(r"^([1-9])([0-9]{2})([0-9]{3})([0-9]*)/([0-9]{1,12})$")
-_DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}))$")
+_RESOURCE_RE = re.compile(r"^([1-9])([0-9]{2})([0-9]{3})([0-9]*)/([0-9]{1,12})\Z")
+_DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}))\Z")
 
 
 def credit_code_check_char(first17: str) -> str:

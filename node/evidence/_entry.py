@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 GENESIS_HASH = "0" * 64
-KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
 
 # kinds in use (any dotted lower-case name is accepted)
 ACCESS_REQUESTED = "access.requested"

@@ -55,9 +55,9 @@ STRUCTURAL_KEYS: tuple[str, ...] = ("id", "type")
 _CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _CREDIT_VALUE = {c: i for i, c in enumerate(_CREDIT_ALPHABET)}
 _CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_CREDIT_RE = re.compile(r"^[1-9ANY][0-9A-HJ-NPQRTUWXY]\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
-_DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~/:-]{0,127}$")
-_ITEM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_CREDIT_RE = re.compile(r"^[1-9ANY][0-9A-HJ-NPQRTUWXY]\d{6}[0-9A-HJ-NPQRTUWXY]{10}\Z")
+_DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~/:-]{0,127}\Z")
+_ITEM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _WS_RE = re.compile(r"\s+")
 
 

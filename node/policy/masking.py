@@ -57,12 +57,12 @@ class MaskMethod(StrEnum):
         return {"redact": "完全遮盖", "keep": "部分遮盖", "hash": "哈希"}[self.value]
 
 
-_KEEP_RE = re.compile(r"^keep:(\d{1,3}):(\d{1,3})$")
-_KEEP_FIRST_RE = re.compile(r"^keep-first:(\d{1,3})$")
-_KEEP_LAST_RE = re.compile(r"^keep-last:(\d{1,3})$")
-_ZH_BOTH_RE = re.compile(r"^保留前(\d{1,3})位?[，,、]?后(\d{1,3})位?$")
-_ZH_FIRST_RE = re.compile(r"^保留前(\d{1,3})位?$")
-_ZH_LAST_RE = re.compile(r"^保留后(\d{1,3})位?$")
+_KEEP_RE = re.compile(r"^keep:(\d{1,3}):(\d{1,3})\Z")
+_KEEP_FIRST_RE = re.compile(r"^keep-first:(\d{1,3})\Z")
+_KEEP_LAST_RE = re.compile(r"^keep-last:(\d{1,3})\Z")
+_ZH_BOTH_RE = re.compile(r"^保留前(\d{1,3})位?[，,、]?后(\d{1,3})位?\Z")
+_ZH_FIRST_RE = re.compile(r"^保留前(\d{1,3})位?\Z")
+_ZH_LAST_RE = re.compile(r"^保留后(\d{1,3})位?\Z")
 _ZH_REDACT = {"全部遮盖", "完全遮盖", "完全脱敏", "全部脱敏", "屏蔽", "遮盖"}
 _ZH_HASH = {"哈希", "散列", "哈希脱敏"}
 

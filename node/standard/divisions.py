@@ -59,7 +59,7 @@ SHAPE_FILE = Path("shapes") / "divisions.ttl"
 PLACEHOLDER_NAMES = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
 
 _FORMAT_MARKER = "# shulian-divisions-format: 1"
-_CODE_RE = re.compile(r"^[0-9]{2}(?:[0-9]{2}(?:[0-9]{2})?)?$")
+_CODE_RE = re.compile(r"^[0-9]{2}(?:[0-9]{2}(?:[0-9]{2})?)?\Z")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from node.store._types import (
 
 __all__ = ["RecordsMixin", "canonical_body", "content_hash", "RECORD_ID_RE"]
 
-RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
+#: a record or dataset id (\Z, not $: "$" would also let an id end in a newline)
+RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}\Z")
 _CHUNK = 500  # ids per IN (...) query
 _COLS = "dataset, id, version, hash, body, deleted, modified_us, seq, checked"
 

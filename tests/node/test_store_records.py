@@ -281,3 +281,14 @@ def test_model(tmp_path_factory: pytest.TempPathFactory, batches: list[list[tupl
         got = {r.id: (r.version, r.data) for r in s.iter_records("d", page_size=2)}
         assert got == live
         assert s.latest_seq() == changes
+
+
+@pytest.mark.parametrize("bad", ["p1\n", "p1\n\n", "\np1", "p 1", "", "-p1", "p" * 129])
+def test_an_id_with_a_newline_or_space_is_refused(store: Store, bad: str) -> None:
+    """The id rule is the whole string: an id ending in a newline is refused too (a "$" anchor,
+    as Python reads it, would let "p1\\n" through)."""
+    with pytest.raises(InputError, match="bad id"):
+        store.upsert("population", bad, {"name": "王"})
+    with pytest.raises(InputError):
+        store.ensure_dataset(bad, "Person")
+    assert store.count_records("population") == 0

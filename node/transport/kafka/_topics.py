@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 TOPIC_PREFIX = "shulian"
-_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}\Z")
 
 
 def check_topic_name(name: str) -> str:
