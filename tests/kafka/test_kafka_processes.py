@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 
 import pytest
@@ -64,8 +65,10 @@ def test_killed_provider_and_killed_consumer_lose_nothing_and_store_once(federat
         prov = start_exchange(p)
         procs.append(prov)
         wait_for(lambda: _serving(p), 30, "the provider to connect", procs=[(prov, p)])
-        _write(p, 0, 3000)  # committed with its outbox rows ...
-        kill(prov)  # ... and the provider is gone before (all of) it went out
+        _write(p, 0, 1000)  # committed with its outbox rows (the provider may be publishing them) ...
+        prov.send_signal(signal.SIGSTOP)  # ... the provider stops where it is (mid-batch, maybe) ...
+        _write(p, 1000, 2000)  # ... more rows are committed that it has not seen ...
+        kill(prov)  # ... and it is gone before (all of) it went out
         pending = _outbox(p)
         assert pending > 0
         prov = start_exchange(p)
