@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench proto standard lint clean
 
-$(STAMP): pyproject.toml setup.py node/_fastread.c
+$(STAMP): pyproject.toml setup.py node/_fastread.c node/_fastprep.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

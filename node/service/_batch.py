@@ -22,6 +22,11 @@ from node.jsonenc import canonical_bytes
 from node.store import RECORD_ID_RE
 from node.validation import MAX_RECORD_BYTES, Validator, Violation, decode_flat, decode_record
 
+try:  # the common batch's decoding, checks, bodies and digests in one C call (optional: setup.py)
+    from node import _fastprep
+except ImportError:  # not built: _prepare_flat does it in Python
+    _fastprep = None  # type: ignore[assignment]
+
 __all__ = ["RecordOutcome", "PreparedBatch", "EncodedRecords", "prepare_records", "pack", "unpack", "Packed",
            "STORED", "UNCHANGED", "REJECTED"]
 
@@ -135,20 +140,29 @@ def _prepare_flat(validator: Validator, dataset_id: str, rtype: str,
     with the same results: the ids need no other check, validation reports come only for
     the records that are not clean (:meth:`Validator.unclear`), and bodies and digests
     are those the general path writes for decoded records.
+
+    With node._fastprep built, one C call decodes, checks, encodes and hashes the batch when
+    its records are of a narrower form still (see node/_fastprep.c); otherwise it answers
+    None and the loop below runs. Its bodies and digests are made before validating (the
+    validator reads the records, it does not change them).
     """
-    loads, flat, limit, match_id = _loads, _FLAT_TYPES, MAX_RECORD_BYTES, RECORD_ID_RE.match
-    append = datas.append
-    try:
-        for rid, payload in records:
-            if payload.__class__ is not bytes or len(payload) > limit:
-                return None
-            data = loads(payload)
-            if data.__class__ is not dict or not flat.issuperset(map(type, data.values())) or \
-                    data.get("id") != rid or not match_id(rid):
-                return None
-            append(data)
-    except _JSONDecodeError:
-        return None
+    fast = _fastprep.flat_batch(records, MAX_RECORD_BYTES, hash_bodies) if _fastprep is not None else None
+    if fast is not None:
+        datas.extend(fast[0])
+    else:
+        loads, flat, limit, match_id = _loads, _FLAT_TYPES, MAX_RECORD_BYTES, RECORD_ID_RE.match
+        append = datas.append
+        try:
+            for rid, payload in records:
+                if payload.__class__ is not bytes or len(payload) > limit:
+                    return None
+                data = loads(payload)
+                if data.__class__ is not dict or not flat.issuperset(map(type, data.values())) or \
+                        data.get("id") != rid or not match_id(rid):
+                    return None
+                append(data)
+        except _JSONDecodeError:
+            return None
     unclear = validator.unclear(datas, rtype)
     if unclear is None:
         return None
@@ -166,6 +180,13 @@ def _prepare_flat(validator: Validator, dataset_id: str, rtype: str,
     else:
         good_at = list(range(n))
         good = [(rid, data) for (rid, _p), data in zip(records, datas, strict=True)]
+    if fast is not None:
+        bodies, digests = fast[1], fast[2]
+        if len(good_at) != n:
+            bodies = [bodies[i] for i in good_at]
+            if digests is not None:
+                digests = [digests[i] for i in good_at]
+        return PreparedBatch(dataset_id, outcomes, good, good_at, warnings, bodies, digests)
     dumps, sort = _dumps, _SORTED
     try:
         bodies = [dumps(data, option=sort) for _rid, data in good]
