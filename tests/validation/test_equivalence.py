@@ -54,15 +54,15 @@ dates = st.one_of(
     st.sampled_from(["1991-02-30", "19910101", "1991-1-1", "2020-13-01", "1991-01-01\n", " 1991-01-01",
                      "-1991-01-01", "0000-01-01", "99999-01-01"]),
 )
-# a float on a key coerced to xsd:decimal is written in the double's form ("5.0E-1"^^xsd:decimal):
-# a decimal in a non-canonical lexical form, the divergence noted below under amounts
-weird_not_float = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**20),
+# Floats with a fraction (or beyond 1e21) are not drawn: JSON-LD writes them in the double's
+# exponent form ("5.0E-1"), which oxigraph turns into its canonical form ("0.5") before pySHACL
+# checks sh:pattern and lengths, so the engines see different strings: the divergence noted
+# below under amounts. Whole floats are written as integers ("3") by both.
+weird = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**20), st.integers(-10**15, 10**15).map(float),
     st.just({"a": 1}), st.lists(st.sampled_from(["1", "2", 3, None]), max_size=3), st.just([]),
     st.text(max_size=5), st.just("\n"), st.just("X" * 60),
 )
-weird = st.one_of(weird_not_float, st.floats(allow_nan=False, allow_infinity=False))
-DECIMAL_KEYS = frozenset(k for k, dt in get_validator("fast").std.coercions.items() if str(dt).endswith("#decimal"))
 amounts = st.one_of(
     st.decimals(min_value=-100, max_value=10**9, places=2, allow_nan=False).map(str),
     # Not generated: valid decimals in a non-canonical lexical form ("1e5", "+3", " 5", ".5"); the
@@ -115,9 +115,9 @@ def records(draw: Any, record_type: str) -> dict[str, Any]:
         if action == "drop":
             rec.pop(key, None)
         elif action == "weird":
-            rec[key] = draw(weird_not_float if key in DECIMAL_KEYS else weird)
+            rec[key] = draw(weird)
         elif action == "list" and key in rec:
-            rec[key] = [rec[key], draw(weird_not_float if key in DECIMAL_KEYS else weird)]
+            rec[key] = [rec[key], draw(weird)]
         elif action == "unknown":
             rec[draw(st.sampled_from(["foo", "xm", "identityNumber ", "creditCode", "@id", "a b", ""]))] = "x"
         else:
