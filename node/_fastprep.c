@@ -4,6 +4,8 @@
  *
  *   flat_batch(pairs, limit, hash_bodies) -> (datas, bodies, digests or None), or None
  *   blake2b_16(data) -> hashlib.blake2b(data, digest_size=16).digest()   (for the tests)
+ *   push_pairs(data) -> [(id, payload), ...] of an encoded PushRequest, or None
+ *   gb11643_check(v) -> the GB 11643 check character of v[:17]
  *
  * pairs        a list (or tuple) of (id, payload), as node.service._batch._prepare_flat takes them
  * limit        the largest payload, in bytes (node.validation.MAX_RECORD_BYTES)
@@ -33,6 +35,19 @@
  * The pairs are copied to a tuple first, so nothing the allocator may run (a finaliser) can
  * change what is read. BLAKE2b is RFC 7693's, digest length 16, no key (tests/node/
  * test_fastprep.py holds it to hashlib, and everything else to orjson and the Python path).
+ *
+ * push_pairs(data): what node.transport.grpc._push.push_pairs(PushRequest.FromString(data)) gives,
+ * read straight off the protobuf wire format, or None whenever anything is unusual (the caller
+ * then parses with upb, which gives its verdict or DecodeError): data not exactly bytes, a tag of
+ * more than one byte, a field number other than PushRequest's 1 dataset and 2 records and
+ * Record's 1 id, 2 payload, 3 version, 4 deleted, 5 modified_us, a wire type that does not fit
+ * the field, a varint not in its shortest form or beyond 64 bits, a length beyond the buffer, a
+ * string (dataset, id) that is not strict UTF-8. A Record field there twice: the last one counts
+ * (proto3, as upb); a missing id or payload is "" / b"".
+ *
+ * gb11643_check(v): node.validation._native's _ID_CHECK[2 * int(v[:17], 13) % 11], counted in C
+ * for an exact str whose first 17 characters are ASCII digits (the weighted digit sum mod 11);
+ * any other v takes Python's own steps (v[:17], int(..., 13), ...), with their results and errors.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -620,11 +635,239 @@ static PyObject *blake2b_16_py(PyObject *self, PyObject *arg) {
     return PyBytes_FromStringAndSize((const char *)d, 16);
 }
 
+/* ---- an encoded PushRequest's (id, payload) pairs ---------------------------------------- */
+
+/* a varint at s[*pos]: 1 read (at most 10 bytes, fitting in 64 bits, in its shortest form), 0 not */
+static int read_varint(const uint8_t *s, size_t n, size_t *pos, uint64_t *out) {
+    size_t i = *pos;
+    uint64_t v = 0;
+    for (int k = 0; k < 10; k++) {
+        if (i >= n) return 0;
+        uint8_t b = s[i++];
+        if (k == 9 && b > 1) return 0; /* beyond 64 bits (or an 11th byte) */
+        v |= (uint64_t)(b & 0x7F) << (7 * k);
+        if (!(b & 0x80)) {
+            if (k > 0 && b == 0) return 0; /* a longer form than needed */
+            *pos = i;
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* strict UTF-8 (no overlong form, no surrogate, nothing beyond U+10FFFF), as upb checks a string */
+static int utf8_ok(const uint8_t *s, size_t n, int *ascii) {
+    size_t i = 0;
+    int all_ascii = 1;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        all_ascii = 0;
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && s[i + 1] < 0xA0) return 0; /* overlong */
+            if (c == 0xED && s[i + 1] > 0x9F) return 0; /* a surrogate */
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
+                return 0;
+            if (c == 0xF0 && s[i + 1] < 0x90) return 0; /* overlong */
+            if (c == 0xF4 && s[i + 1] > 0x8F) return 0; /* beyond U+10FFFF */
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    *ascii = all_ascii;
+    return 1;
+}
+
+typedef struct {
+    const uint8_t *id, *payload;
+    size_t idlen, plen;
+    int ascii;
+} Pair;
+
+/* a length-delimited field's length at s[*pos], within the buffer */
+static inline int read_length(const uint8_t *s, size_t n, size_t *pos, size_t *len) {
+    uint64_t v;
+    if (!read_varint(s, n, pos, &v) || v > n - *pos) return 0;
+    *len = (size_t)v;
+    return 1;
+}
+
+/* a Record (common.proto: id 1, payload 2, version 3, deleted 4, modified_us 5): 1 read, 0 anything
+ * else. A field there twice: the last one counts (proto3), each string checked (upb refuses any) */
+static int parse_record(const uint8_t *s, size_t n, Pair *p) {
+    size_t i = 0, len;
+    uint64_t v;
+    p->id = p->payload = s;
+    p->idlen = p->plen = 0;
+    p->ascii = 1;
+    while (i < n) {
+        switch (s[i++]) { /* one-byte tags only: field numbers 1..15 */
+        case 0x0A:        /* 1 id, length-delimited */
+            if (!read_length(s, n, &i, &len) || !utf8_ok(s + i, len, &p->ascii)) return 0;
+            p->id = s + i;
+            p->idlen = len;
+            i += len;
+            break;
+        case 0x12: /* 2 payload, length-delimited */
+            if (!read_length(s, n, &i, &len)) return 0;
+            p->payload = s + i;
+            p->plen = len;
+            i += len;
+            break;
+        case 0x18: /* 3 version, 4 deleted, 5 modified_us: varints */
+        case 0x20:
+        case 0x28:
+            if (!read_varint(s, n, &i, &v)) return 0;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *push_pairs(PyObject *self, PyObject *arg) {
+    const uint8_t *s;
+    size_t n, i = 0, len, count = 0, cap = 0;
+    Pair *pairs = NULL;
+    PyObject *out = NULL;
+    int ascii;
+    (void)self;
+    if (!PyBytes_CheckExact(arg)) Py_RETURN_NONE;
+    s = (const uint8_t *)PyBytes_AS_STRING(arg);
+    n = (size_t)PyBytes_GET_SIZE(arg);
+    if (n > 0x7FFFFFFF) Py_RETURN_NONE; /* beyond what upb reads */
+    while (i < n) {
+        uint8_t tag = s[i++];
+        if (tag != 0x0A && tag != 0x12) goto unusual; /* 1 dataset, 2 records; anything else */
+        if (!read_length(s, n, &i, &len)) goto unusual;
+        if (tag == 0x0A) {
+            if (!utf8_ok(s + i, len, &ascii)) goto unusual;
+        } else {
+            if (count == cap) {
+                size_t grown_cap = cap ? cap * 2 : 512;
+                Pair *grown = PyMem_Realloc(pairs, grown_cap * sizeof(Pair));
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                pairs = grown;
+                cap = grown_cap;
+            }
+            if (!parse_record(s + i, len, &pairs[count])) goto unusual;
+            count++;
+        }
+        i += len;
+    }
+    out = PyList_New((Py_ssize_t)count);
+    if (out == NULL) goto done;
+    for (size_t r = 0; r < count; r++) {
+        PyObject *rid = make_str((const char *)pairs[r].id, pairs[r].idlen, pairs[r].ascii), *payload, *pair;
+        if (rid == NULL) goto fail;
+        payload = PyBytes_FromStringAndSize((const char *)pairs[r].payload, (Py_ssize_t)pairs[r].plen);
+        if (payload == NULL) {
+            Py_DECREF(rid);
+            goto fail;
+        }
+        pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(rid);
+            Py_DECREF(payload);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(pair, 0, rid);
+        PyTuple_SET_ITEM(pair, 1, payload);
+        PyList_SET_ITEM(out, (Py_ssize_t)r, pair);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+    goto done;
+unusual:
+    out = Py_NewRef(Py_None);
+done:
+    PyMem_Free(pairs);
+    return out;
+}
+
+/* ---- the GB 11643 check character ---------------------------------------------------------- */
+
+static const uint8_t id_weights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+static const char id_check_chars[12] = "10X98765432";
+static PyObject *id_checks[11];          /* the characters as str */
+static PyObject *seventeen, *two, *eleven; /* for the general case */
+
+/* _ID_CHECK[2 * int(v[:17], 13) % 11], step by step as Python takes it: any other value */
+static PyObject *gb11643_general(PyObject *v) {
+    PyObject *slice = NULL, *head = NULL, *num = NULL, *twice = NULL, *rem = NULL, *result = NULL;
+    long k;
+    slice = PySlice_New(NULL, seventeen, NULL);
+    if (slice == NULL) goto done;
+    head = PyObject_GetItem(v, slice);
+    if (head == NULL) goto done;
+    num = PyObject_CallFunction((PyObject *)&PyLong_Type, "Oi", head, 13);
+    if (num == NULL) goto done;
+    twice = PyNumber_Multiply(two, num);
+    if (twice == NULL) goto done;
+    rem = PyNumber_Remainder(twice, eleven);
+    if (rem == NULL) goto done;
+    k = PyLong_AsLong(rem);
+    if (k == -1 && PyErr_Occurred()) goto done;
+    if (k < 0 || k > 10) { /* an int modulo 11 */
+        PyErr_SetString(PyExc_SystemError, "node._fastprep: a remainder out of range");
+        goto done;
+    }
+    result = Py_NewRef(id_checks[k]);
+done:
+    Py_XDECREF(slice);
+    Py_XDECREF(head);
+    Py_XDECREF(num);
+    Py_XDECREF(twice);
+    Py_XDECREF(rem);
+    return result;
+}
+
+static PyObject *gb11643_check(PyObject *self, PyObject *v) {
+    (void)self;
+    if (PyUnicode_CheckExact(v)) {
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(v) < 0) return NULL;
+#endif
+        if (PyUnicode_GET_LENGTH(v) >= 17) {
+            int kind = PyUnicode_KIND(v);
+            const void *data = PyUnicode_DATA(v);
+            unsigned sum = 0;
+            int j;
+            for (j = 0; j < 17; j++) {
+                Py_UCS4 c = PyUnicode_READ(kind, data, j);
+                if (c < '0' || c > '9') break;
+                sum += (unsigned)(c - '0') * id_weights[j];
+            }
+            if (j == 17) return Py_NewRef(id_checks[sum % 11]);
+        }
+    }
+    return gb11643_general(v);
+}
+
 static PyMethodDef methods[] = {
     {"flat_batch", flat_batch, METH_VARARGS,
      "flat_batch(pairs, limit, hash_bodies) -> (datas, bodies, digests or None), or None for any but the common "
      "batch"},
     {"blake2b_16", blake2b_16_py, METH_O, "blake2b_16(data) -> hashlib.blake2b(data, digest_size=16).digest()"},
+    {"push_pairs", push_pairs, METH_O,
+     "push_pairs(data) -> [(id, payload), ...] of an encoded shulian.v1.PushRequest, or None for anything unusual"},
+    {"gb11643_check", gb11643_check, METH_O, "gb11643_check(v) -> the GB 11643 check character of v[:17]"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -635,5 +878,11 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fastprep(void) {
     init_tables();
+    for (int k = 0; k < 11; k++)
+        if (id_checks[k] == NULL && (id_checks[k] = PyUnicode_FromStringAndSize(id_check_chars + k, 1)) == NULL)
+            return NULL;
+    if ((seventeen == NULL && (seventeen = PyLong_FromLong(17)) == NULL) ||
+        (two == NULL && (two = PyLong_FromLong(2)) == NULL) || (eleven == NULL && (eleven = PyLong_FromLong(11)) == NULL))
+        return NULL;
     return PyModule_Create(&module);
 }

@@ -64,11 +64,20 @@ def gb32100_check_char(first17: str) -> str:
     return CC_ALPHABET[(31 - s % 31) % 31]
 
 
-def _gb11643_digits_check(v: str) -> str:
+def _gb11643_digits_check_py(v: str) -> str:
     """The check character of a value whose first 17 characters are ASCII digits (``ID_RE``
     matched; ``int`` would accept other text). The weights are 2^(18-i) mod 11 and 13 is 2 mod
     11, so the weighted sum is 2 * (the 17 digits read in base 13) mod 11: one C call."""
     return _ID_CHECK[2 * int(v[:17], 13) % 11]
+
+
+_gb11643_digits_check: Callable[[str], str]
+try:  # the same in C, an eighth of the time (optional: node/_fastprep.c; any other value takes Python's steps)
+    from node._fastprep import gb11643_check as _gb11643_c
+except ImportError:  # not built
+    _gb11643_digits_check = _gb11643_digits_check_py
+else:
+    _gb11643_digits_check = _gb11643_c
 
 
 def gb11643_ok(v: str) -> bool:

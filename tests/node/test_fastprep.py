@@ -21,14 +21,19 @@ from typing import Any
 
 import orjson
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import node.service._batch as batch
+import node.transport.grpc._push as push
+import node.validation._native as native
+from node._generated.shulian.v1 import common_pb2, records_pb2
 from node.errors import InputError
 from node.service._batch import prepare_records
 from node.store import RECORD_ID_RE
 from node.validation import MAX_RECORD_BYTES, get_validator
+from node.validation._native import gb11643_check_char
 
 fastprep: ModuleType | None
 try:
@@ -433,3 +438,267 @@ def test_nothing_leaks() -> None:
     run(6250)  # 100k calls
     assert sys.getallocatedblocks() - blocks < 200
     assert _rss_kib() - rss < 8 * 1024
+
+
+# ---- push_pairs: an encoded PushRequest's (id, payload) pairs, against upb ----------------------------
+def _upb_pairs(data: bytes) -> Any:
+    """What push_records gives without the C module: the pairs, or "refused" (DecodeError)."""
+    try:
+        return push.push_pairs(records_pb2.PushRequest.FromString(data))
+    except DecodeError:
+        return "refused"
+
+
+def _c_pairs(data: Any) -> Any:
+    assert fastprep is not None
+    return fastprep.push_pairs(data)
+
+
+def _same_as_upb(data: bytes, answered: bool = False) -> None:
+    """C answers None or exactly what upb reads (and None when upb refuses); push_records gives upb's
+    answer (or its DecodeError) with and without the C module."""
+    want = _upb_pairs(data)
+    if fastprep is not None:
+        got = _c_pairs(data)
+        if answered:
+            assert got is not None, data
+        if got is not None:
+            assert want != "refused", data
+            assert type(got) is list and all(type(p) is tuple and type(p[0]) is str and type(p[1]) is bytes
+                                             for p in got)
+            assert got == want, data
+    for c in (fastprep, None):
+        saved = push._fastprep
+        push._fastprep = c  # type: ignore[assignment]
+        try:
+            if want == "refused":
+                with pytest.raises(DecodeError):
+                    push.push_records(data)
+            else:
+                assert push.push_records(data) == want
+        finally:
+            push._fastprep = saved  # type: ignore[assignment]
+
+
+_pb_records = st.lists(st.builds(
+    lambda rid, payload, version, deleted, modified: common_pb2.Record(
+        id=rid, payload=payload, version=version, deleted=deleted, modified_us=modified),
+    st.one_of(st.text(), _good_ids), st.binary(max_size=300),
+    st.one_of(st.just(0), st.integers(0, 2**64 - 1)), st.booleans(),
+    st.one_of(st.just(0), st.integers(-(2**63), 2**63 - 1))), max_size=50)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dataset=st.text(max_size=20), records_=_pb_records)
+def test_push_pairs_reads_a_push_request_as_upb_does(dataset: str, records_: list[Any]) -> None:
+    data = records_pb2.PushRequest(dataset=dataset, records=records_).SerializeToString()
+    _same_as_upb(data, answered=True)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dataset=st.text(max_size=4), records_=_pb_records.map(lambda rs: rs[:4]),
+       mutations=st.lists(st.tuples(st.sampled_from(["set", "insert", "delete", "cut", "twice"]),
+                                    st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=3))
+def test_push_pairs_of_mutated_requests(dataset: str, records_: list[Any], mutations: list[tuple[str, int, int]]
+                                        ) -> None:
+    data = records_pb2.PushRequest(dataset=dataset, records=records_).SerializeToString()
+    for op, at, byte in mutations:
+        at %= len(data) + 1
+        if op == "set" and at < len(data):
+            data = data[:at] + bytes([byte]) + data[at + 1:]
+        elif op == "insert":
+            data = data[:at] + bytes([byte]) + data[at:]
+        elif op == "delete":
+            data = data[:at] + data[at + 1:]
+        elif op == "cut":
+            data = data[:at]
+        else:  # a message followed by (part of) itself: every field again (repeated ones appended)
+            data = data + data[at:]
+    _same_as_upb(data)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.one_of(st.binary(max_size=60),
+                      st.lists(st.sampled_from([b"\x0a", b"\x12", b"\x18", b"\x20", b"\x28", b"\x00", b"\x01", b"\x02",
+                                                b"\x03", b"\x7f", b"\x80", b"\xff", b"a", b"\xc3\xa9", b"\xed\xa0\x80",
+                                                b"\x0b", b"\x0c", b"\x1a", b"\x2a", b"\x30"]),
+                               max_size=30).map(b"".join)))
+def test_push_pairs_of_random_bytes(data: bytes) -> None:
+    _same_as_upb(data)
+
+
+def _len(b: bytes) -> bytes:
+    return push._varint(len(b)) + b
+
+
+def _rec(body: bytes) -> bytes:
+    return b"\x12" + _len(body)
+
+
+_PB_CASES: list[tuple[bytes, bool]] = [  # (a PushRequest's bytes, C answers it)
+    (b"", True), (b"\x0a\x00", True), (b"\x0a\x05inbox", True), (_rec(b""), True), (_rec(b"") * 3, True),
+    (_rec(b"\x0a\x01a\x0a\x01b"), True),  # the id twice: the last counts
+    (_rec(b"\x12\x01x\x12\x00"), True), (_rec(b"\x0a\x01a\x12\x01x\x0a\x01b\x12\x01y"), True),
+    (b"\x0a\x01a" + _rec(b"\x0a\x01r") + b"\x0a\x01b" + _rec(b"\x0a\x01s"), True),  # the dataset between records
+    (_rec(b"\x18" + b"\xff" * 9 + b"\x01"), True), (_rec(b"\x28" + b"\xff" * 9 + b"\x01"), True),  # 64 bits
+    (_rec(b"\x20\x02\x20\x00\x18\x01"), True), (_rec(b"\x0a\x04\xf4\x8f\xbf\xbf"), True),
+    (_rec(b"\x0a\x03\xe4\xb8\xad\x12\x03\xff\xfe\x00"), True), (_rec(b"\x0a\x01\x00"), True),
+    (_rec(b"\x12" + _len(b"p" * 300)), True), (_rec(b"\x0a" + _len("é".encode() * 200)), True),
+    # what C leaves to upb (some of which upb reads, some it refuses)
+    (b"\x0a\x02\xed\xa0", False), (b"\x0a\x02\xc3\x28", False), (b"\x0a\x01\x80", False), (b"\x0a\x02\xc0\x80", False),
+    (_rec(b"\x0a\x03\xed\xa0\x80"), False), (_rec(b"\x0a\x04\xf4\x90\x80\x80"), False), (_rec(b"\x0a\x01\xff"), False),
+    (_rec(b"\x0a\x01a\x0a\x01\xff"), False), (_rec(b"\x0a\x01\xff\x0a\x01a"), False),  # a bad id, then overwritten
+    (_rec(b"\x18\x80"), False), (_rec(b"\x18\x80\x00"), False), (_rec(b"\x18" + b"\xff" * 9 + b"\x02"), False),
+    (_rec(b"\x18" + b"\xff" * 10 + b"\x01"), False), (_rec(b"\x18" + b"\x80" * 9 + b"\x00"), False),
+    (b"\x12\x80\x00", False), (b"\x12\x81\x00\x0a", False), (b"\x12\x05\x0a\x01a", False), (b"\x12", False),
+    (b"\x0a", False), (b"\x0a\x05abc", False), (_rec(b"\x0a\x05abc"), False), (_rec(b"\x0a"), False),
+    (_rec(b"\x12\xff\xff\xff\xff\x0f"), False), (b"\x12\xff\xff\xff\xff\x7f", False),
+    (b"\x1a\x00", False), (b"\x18\x01", False), (b"\x08\x01", False), (b"\x0d\x00\x00\x00\x00", False),
+    (b"\x11" + b"\x00" * 8, False), (b"\x10\x01", False), (b"\x13\x14", False), (b"\x0b\x0c", False), (b"\x00", False),
+    (b"\x0c", False), (b"\x14", False), (b"\x8a\x00\x00", False), (b"\x92\x00\x00", False), (b"\xfa\x01\x00", False),
+    (_rec(b"\x30\x01"), False), (_rec(b"\x32\x00"), False), (_rec(b"\x08\x01"), False), (_rec(b"\x10\x01"), False),
+    (_rec(b"\x1a\x00"), False), (_rec(b"\x19" + b"\x00" * 8), False), (_rec(b"\x1d\x00\x00\x00\x00"), False),
+    (_rec(b"\x0b\x0c"), False), (_rec(b"\x0c"), False), (_rec(b"\x00"), False), (_rec(b"\x8a\x00\x00"), False),
+    (_rec(b"\xf8\xff\xff\xff\x0f\x00"), False),
+]
+
+
+@pytest.mark.parametrize(("data", "answered"), _PB_CASES)
+def test_push_pairs_edge_cases(data: bytes, answered: bool) -> None:
+    _same_as_upb(data, answered=answered)
+    if fastprep is not None and not answered:
+        assert _c_pairs(data) is None
+
+
+@needs_c
+def test_push_pairs_takes_only_bytes() -> None:
+    data = records_pb2.PushRequest(dataset="d", records=[common_pb2.Record(id="a", payload=b"p")]).SerializeToString()
+    assert _c_pairs(data) == [("a", b"p")]
+    for other in (bytearray(data), memoryview(data), data.decode("latin-1"), None, 1, type("B", (bytes,), {})(data)):
+        assert _c_pairs(other) is None
+    assert fastprep is not None
+    with pytest.raises(TypeError):
+        fastprep.push_pairs()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        fastprep.push_pairs(data, data)  # type: ignore[call-arg]
+
+
+def test_push_records_of_the_bench_batch() -> None:
+    reqs = [records_pb2.PushRequest(dataset="inbox", records=[
+        common_pb2.Record(id=p["id"], payload=json.dumps(p, ensure_ascii=False).encode())
+        for p in (person(i) for i in range(s, s + 500))]).SerializeToString() for s in (0, 500)]
+    for data in reqs:
+        _same_as_upb(data, answered=True)
+    _same_as_upb(reqs[0] + reqs[1], answered=True)
+
+
+# ---- gb11643_check: the GB 11643 check character, against node.validation._native's Python -----------
+def _outcome(fn: Any, v: Any) -> Any:
+    try:
+        return ("value", fn(v))
+    except Exception as exc:  # noqa: BLE001  # the same exception, type and message
+        return (type(exc), str(exc))
+
+
+def _same_check(v: Any) -> None:
+    want = _outcome(native._gb11643_digits_check_py, v)
+    assert _outcome(native._gb11643_digits_check, v) == want, repr(v)
+    if fastprep is not None:
+        assert _outcome(fastprep.gb11643_check, v) == want, repr(v)
+
+
+def test_the_validator_uses_the_c_check_when_built() -> None:
+    if fastprep is None:
+        assert native._gb11643_digits_check is native._gb11643_digits_check_py
+    else:
+        assert native._gb11643_digits_check is fastprep.gb11643_check
+        assert native.NATIVE_INLINE_ENV["ID_CHECK"] is fastprep.gb11643_check
+
+
+@settings(max_examples=2000, deadline=None)
+@given(first17=st.from_regex(r"[0-9]{17}", fullmatch=True), tail=st.text(max_size=3))
+def test_gb11643_check_of_17_digits(first17: str, tail: str) -> None:
+    _same_check(first17 + tail)
+    if fastprep is not None:
+        assert fastprep.gb11643_check(first17 + tail) == gb11643_check_char(first17)
+
+
+class _Str(str):
+    def __getitem__(self, key: Any) -> Any:
+        return "1" * 17
+
+
+@pytest.mark.parametrize("v", [
+    "0" * 17, "9" * 17, "0" * 18, "9" * 18, "1" * 17 + "X", "11010519490101001X", "110105194901010013",
+    "1" * 16, "", "1" * 16 + "a", "1" * 16 + "Z", "a" * 17, "-1234567890123456", "+1234567890123456",
+    " 123456789012345 ", "1_234567890123456", "12345678901234567\u4e2d", "1234567890123456\u4e2d7",
+    "\u0661" * 17, "123456789012345678\U0001f600", "\U0001f600" * 17, "1234567890123456\x00", "\u00bd" * 17,
+    b"12345678901234567", bytearray(b"12345678901234567"), b"1" * 16 + b"x", _Str("abc"), _Str("1" * 20),
+    None, 12345678901234567, 1.5, ["1"] * 17, ("1",) * 17, object(),
+])
+def test_gb11643_check_edge_cases(v: Any) -> None:
+    _same_check(v)
+
+
+@settings(max_examples=500, deadline=None)
+@given(v=st.one_of(st.text(max_size=20), st.text("0123456789X+-_ \u0661", max_size=20), st.binary(max_size=20)))
+def test_gb11643_check_of_any_text(v: Any) -> None:
+    _same_check(v)
+
+
+@needs_c
+def test_gb11643_check_of_300000_random_numbers() -> None:
+    assert fastprep is not None
+    rnd = random.Random(11643)
+    c, py = fastprep.gb11643_check, native._gb11643_digits_check_py
+    for _ in range(300_000):
+        v = str(rnd.randrange(10**17)).zfill(17) + rnd.choice("0123456789X")
+        assert c(v) == py(v), v
+
+
+@needs_c
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_push_pairs_and_gb11643_check_leak_nothing() -> None:
+    assert fastprep is not None
+    good = records_pb2.PushRequest(dataset="d", records=[common_pb2.Record(id=f"r{i}\u00e9", payload=b"p" * i)
+                                                         for i in range(20)]).SerializeToString()
+    inputs = [good, good[:-3], good + b"\x08\x01", b"", _rec(b"\x0a\x01\xff")]
+
+    def run(rounds: int) -> None:
+        for _ in range(rounds):
+            for data in inputs:
+                fastprep.push_pairs(data)
+            fastprep.gb11643_check("11010519490101001X")
+            fastprep.gb11643_check(b"12345678901234567")
+            with pytest.raises(ValueError):
+                fastprep.gb11643_check("x" * 17)
+            with pytest.raises(TypeError):
+                fastprep.gb11643_check(None)  # type: ignore[arg-type]
+
+    run(2000)
+    blocks, rss = sys.getallocatedblocks(), _rss_kib()
+    run(20000)
+    assert sys.getallocatedblocks() - blocks < 200
+    assert _rss_kib() - rss < 8 * 1024
+
+
+def test_everything_works_without_the_c_module() -> None:
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['node._fastprep'] = None\n"  # any import of it fails
+        "import node.validation._native as n, node.transport.grpc._push as p, node.service._batch as b\n"
+        "from node.validation import get_validator\n"
+        "from node._generated.shulian.v1 import records_pb2, common_pb2\n"
+        "assert n._gb11643_digits_check is n._gb11643_digits_check_py and p._fastprep is None and b._fastprep is None\n"
+        "assert n._gb11643_digits_check('11010519490101001X') == n.gb11643_check_char('11010519490101001X')\n"
+        "v = get_validator('fast')\n"
+        "rec = {'id': 'q1', 'type': 'Person', 'identityNumber': '110105194901010013', 'name': 'x'}\n"
+        "print(v.fingerprint, v.validate(rec, 'Person').valid)\n"
+        "d = records_pb2.PushRequest(records=[common_pb2.Record(id='a', payload=b'p')]).SerializeToString()\n"
+        "assert p.push_records(d) == [('a', b'p')]\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == get_validator("fast").fingerprint
+    rec = {"id": "q1", "type": "Person", "identityNumber": "110105194901010013", "name": "x"}
+    assert out[1] == str(get_validator("fast").validate(rec, "Person").valid)
