@@ -17,9 +17,8 @@
  *
  * None means "not the common batch": the caller takes the Python path, which gives every
  * verdict and error. It is the answer unless EVERY pair is an exact tuple of an exact str id
- * matching [A-Za-z0-9][A-Za-z0-9._~-]{0,127} (nothing after it: Python's RECORD_ID_RE also lets a
- * final "\n" through, which the Python path handles) and an exact bytes payload of at most
- * ``limit`` bytes that is a JSON object of this restricted form:
+ * matching [A-Za-z0-9][A-Za-z0-9._~-]{0,127} (node.store.RECORD_ID_RE) and an exact bytes
+ * payload of at most ``limit`` bytes that is a JSON object of this restricted form:
  *
  *   - JSON whitespace (space, \t, \n, \r) around tokens, nothing but whitespace after the "}"
  *     (so no UTF-8 BOM either, which orjson refuses);
@@ -47,7 +46,7 @@
  *
  * gb11643_check(v): node.validation._native's _ID_CHECK[2 * int(v[:17], 13) % 11], counted in C
  * for an exact str whose first 17 characters are ASCII digits (the weighted digit sum mod 11);
- * any other v takes Python's own steps (v[:17], int(..., 13), ...), with their results and errors.
+ * any other v is handed to that Python function (_gb11643_digits_check_py), with its result or error.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -170,11 +169,11 @@ typedef struct {
 } Member;
 
 /* bytes in a string: 0 ASCII to copy, 1 the closing quote, 2 refused (a backslash, a control
- * character, a byte no UTF-8 sequence starts with), 3/4/5 the lead byte of a 2/3/4-byte sequence */
+ * character), 3 non-ASCII (utf8_seq decides) */
 static unsigned char str_class[256];
 /* JSON whitespace */
 static unsigned char is_ws[256];
-/* the characters of a record id after the first: 1; the first (alphanumeric): 2 as well */
+/* the characters of a record id: 1 allowed after the first (. _ ~ -); 3 alphanumeric, allowed first too */
 static unsigned char id_class[256];
 
 static void init_tables(void) {
@@ -183,10 +182,7 @@ static void init_tables(void) {
         if (c < 0x20 || c == '\\') k = 2;
         else if (c == '"') k = 1;
         else if (c < 0x80) k = 0;
-        else if (c >= 0xC2 && c <= 0xDF) k = 3;
-        else if (c >= 0xE0 && c <= 0xEF) k = 4;
-        else if (c >= 0xF0 && c <= 0xF4) k = 5;
-        else k = 2; /* a continuation byte, C0/C1 (overlong), F5..FF */
+        else k = 3;
         str_class[c] = k;
         is_ws[c] = c == ' ' || c == '\t' || c == '\n' || c == '\r';
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) id_class[c] = 3;
@@ -195,10 +191,34 @@ static void init_tables(void) {
     }
 }
 
+/* the length of the strict UTF-8 sequence (no overlong form, no surrogate, nothing beyond U+10FFFF)
+ * that starts with the non-ASCII byte s[i], within s[0..n); 0 when there is none */
+static inline size_t utf8_seq(const unsigned char *s, size_t n, size_t i) {
+    unsigned char c = s[i];
+    if (c >= 0xC2 && c <= 0xDF) {
+        if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
+        return 2;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && s[i + 1] < 0xA0) return 0; /* overlong */
+        if (c == 0xED && s[i + 1] > 0x9F) return 0; /* a surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[i + 1] < 0x90) return 0; /* overlong */
+        if (c == 0xF4 && s[i + 1] > 0x8F) return 0; /* beyond U+10FFFF */
+        return 4;
+    }
+    return 0; /* a continuation byte, C0/C1 (overlong), F5..FF */
+}
+
 /* a string at s[*pos] == '"': its content (no escape, no control character, strict UTF-8) */
 static int scan_string(const unsigned char *s, size_t n, size_t *pos, const char **out, size_t *outlen,
                        int *ascii) {
-    size_t i = *pos + 1, start = i;
+    size_t i = *pos + 1, start = i, step;
     int all_ascii = 1;
     for (;;) {
         if (i >= n) return 0;
@@ -208,24 +228,9 @@ static int scan_string(const unsigned char *s, size_t n, size_t *pos, const char
             continue;
         }
         if (k == 1) break;
-        if (k == 2) return 0;
+        if (k == 2 || (step = utf8_seq(s, n, i)) == 0) return 0;
         all_ascii = 0;
-        unsigned char c = s[i];
-        if (k == 3) {
-            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
-            i += 2;
-        } else if (k == 4) {
-            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return 0;
-            if (c == 0xE0 && s[i + 1] < 0xA0) return 0; /* overlong */
-            if (c == 0xED && s[i + 1] > 0x9F) return 0; /* a surrogate */
-            i += 3;
-        } else {
-            if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
-                return 0;
-            if (c == 0xF0 && s[i + 1] < 0x90) return 0; /* overlong */
-            if (c == 0xF4 && s[i + 1] > 0x8F) return 0; /* beyond U+10FFFF */
-            i += 4;
-        }
+        i += step;
     }
     *out = (const char *)s + start;
     *outlen = i - start;
@@ -656,34 +661,18 @@ static int read_varint(const uint8_t *s, size_t n, size_t *pos, uint64_t *out) {
     return 0;
 }
 
-/* strict UTF-8 (no overlong form, no surrogate, nothing beyond U+10FFFF), as upb checks a string */
+/* strict UTF-8 (utf8_seq), as upb checks a string */
 static int utf8_ok(const uint8_t *s, size_t n, int *ascii) {
-    size_t i = 0;
+    size_t i = 0, step;
     int all_ascii = 1;
     while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
+        if (s[i] < 0x80) {
             i++;
             continue;
         }
+        if ((step = utf8_seq(s, n, i)) == 0) return 0;
         all_ascii = 0;
-        if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
-            i += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return 0;
-            if (c == 0xE0 && s[i + 1] < 0xA0) return 0; /* overlong */
-            if (c == 0xED && s[i + 1] > 0x9F) return 0; /* a surrogate */
-            i += 3;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
-                return 0;
-            if (c == 0xF0 && s[i + 1] < 0x90) return 0; /* overlong */
-            if (c == 0xF4 && s[i + 1] > 0x8F) return 0; /* beyond U+10FFFF */
-            i += 4;
-        } else {
-            return 0;
-        }
+        i += step;
     }
     *ascii = all_ascii;
     return 1;
@@ -806,36 +795,18 @@ done:
 static const uint8_t id_weights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
 static const char id_check_chars[12] = "10X98765432";
 static PyObject *id_checks[11];          /* the characters as str */
-static PyObject *seventeen, *two, *eleven; /* for the general case */
+static PyObject *gb11643_py;              /* the Python function, for the general case (looked up once) */
 
-/* _ID_CHECK[2 * int(v[:17], 13) % 11], step by step as Python takes it: any other value */
+/* any other value: node.validation._native's Python function itself (its result, its error) */
 static PyObject *gb11643_general(PyObject *v) {
-    PyObject *slice = NULL, *head = NULL, *num = NULL, *twice = NULL, *rem = NULL, *result = NULL;
-    long k;
-    slice = PySlice_New(NULL, seventeen, NULL);
-    if (slice == NULL) goto done;
-    head = PyObject_GetItem(v, slice);
-    if (head == NULL) goto done;
-    num = PyObject_CallFunction((PyObject *)&PyLong_Type, "Oi", head, 13);
-    if (num == NULL) goto done;
-    twice = PyNumber_Multiply(two, num);
-    if (twice == NULL) goto done;
-    rem = PyNumber_Remainder(twice, eleven);
-    if (rem == NULL) goto done;
-    k = PyLong_AsLong(rem);
-    if (k == -1 && PyErr_Occurred()) goto done;
-    if (k < 0 || k > 10) { /* an int modulo 11 */
-        PyErr_SetString(PyExc_SystemError, "node._fastprep: a remainder out of range");
-        goto done;
+    if (gb11643_py == NULL) {
+        PyObject *native = PyImport_ImportModule("node.validation._native");
+        if (native == NULL) return NULL;
+        gb11643_py = PyObject_GetAttrString(native, "_gb11643_digits_check_py");
+        Py_DECREF(native);
+        if (gb11643_py == NULL) return NULL;
     }
-    result = Py_NewRef(id_checks[k]);
-done:
-    Py_XDECREF(slice);
-    Py_XDECREF(head);
-    Py_XDECREF(num);
-    Py_XDECREF(twice);
-    Py_XDECREF(rem);
-    return result;
+    return PyObject_CallOneArg(gb11643_py, v);
 }
 
 static PyObject *gb11643_check(PyObject *self, PyObject *v) {
@@ -881,8 +852,5 @@ PyMODINIT_FUNC PyInit__fastprep(void) {
     for (int k = 0; k < 11; k++)
         if (id_checks[k] == NULL && (id_checks[k] = PyUnicode_FromStringAndSize(id_check_chars + k, 1)) == NULL)
             return NULL;
-    if ((seventeen == NULL && (seventeen = PyLong_FromLong(17)) == NULL) ||
-        (two == NULL && (two = PyLong_FromLong(2)) == NULL) || (eleven == NULL && (eleven = PyLong_FromLong(11)) == NULL))
-        return NULL;
     return PyModule_Create(&module);
 }

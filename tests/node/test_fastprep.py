@@ -164,6 +164,21 @@ def _common(rid: str, members: list[tuple[str, Any]], ensure_ascii: bool) -> boo
                     or (type(v) is str and plain(v)) for v in values.values()))
 
 
+def _mutated(data: bytes, op: str, at: int, byte: int) -> bytes:
+    """``data`` with one byte set, inserted or deleted at ``at`` (taken modulo its length), cut
+    there, or ("twice") followed by itself from there."""
+    at %= len(data) + 1
+    if op == "set":
+        return data[:at] + bytes([byte]) + data[at + 1:] if at < len(data) else data
+    if op == "insert":
+        return data[:at] + bytes([byte]) + data[at:]
+    if op == "delete":
+        return data[:at] + data[at + 1:]
+    if op == "cut":
+        return data[:at]
+    return data + data[at:]  # a message followed by (part of) itself: every field again
+
+
 @st.composite
 def records(draw: st.DrawFn) -> tuple[tuple[Any, Any], bool]:
     """A pushed (id, payload) and whether it is of flat_batch's form."""
@@ -186,15 +201,7 @@ def records(draw: st.DrawFn) -> tuple[tuple[Any, Any], bool]:
     mutations = draw(st.lists(st.tuples(st.sampled_from(["set", "insert", "delete", "cut"]), st.integers(0, 10**6),
                                         st.integers(0, 255)), max_size=2)) if draw(st.integers(0, 3)) == 0 else []
     for op, at, byte in mutations:
-        at %= len(payload) + 1
-        if op == "set" and at < len(payload):
-            payload = payload[:at] + bytes([byte]) + payload[at + 1:]
-        elif op == "insert":
-            payload = payload[:at] + bytes([byte]) + payload[at:]
-        elif op == "delete":
-            payload = payload[:at] + payload[at + 1:]
-        else:
-            payload = payload[:at]
+        payload = _mutated(payload, op, at, byte)
         common = False  # it may still be of the form: then the answer is checked against orjson
     if draw(st.integers(0, 20)) == 0:
         payload, common = b"\xef\xbb\xbf" + payload, False
@@ -503,17 +510,7 @@ def test_push_pairs_of_mutated_requests(dataset: str, records_: list[Any], mutat
                                         ) -> None:
     data = records_pb2.PushRequest(dataset=dataset, records=records_).SerializeToString()
     for op, at, byte in mutations:
-        at %= len(data) + 1
-        if op == "set" and at < len(data):
-            data = data[:at] + bytes([byte]) + data[at + 1:]
-        elif op == "insert":
-            data = data[:at] + bytes([byte]) + data[at:]
-        elif op == "delete":
-            data = data[:at] + data[at + 1:]
-        elif op == "cut":
-            data = data[:at]
-        else:  # a message followed by (part of) itself: every field again (repeated ones appended)
-            data = data + data[at:]
+        data = _mutated(data, op, at, byte)
     _same_as_upb(data)
 
 
