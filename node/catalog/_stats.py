@@ -42,11 +42,6 @@ def dataset_stats(store: Store | None, dataset_id: str) -> DatasetStats:
         info = store.get_dataset(dataset_id)
     except NotFound:
         return DatasetStats()
-    # one indexed query (records_by_modified covers dataset, modified_us): the store has no
-    # public call for the latest modification time yet
-    with store.reader() as conn:
-        count, latest = conn.execute(
-            "SELECT count(*) FILTER (WHERE deleted = 0), max(modified_us) FROM records WHERE dataset = ?",
-            (dataset_id,)).fetchone()
+    count, latest = store.record_stats(dataset_id)
     return DatasetStats(records=int(count), modified=us_to_datetime(latest) if latest is not None else None,
                         registered=info.created)

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from node.errors import InputError, IntegrityError, Unavailable
-from node.store._schema import DDL, MIGRATIONS, SCHEMA_VERSION
+from node.store._schema import DDL, MIGRATIONS, SCHEMA_VERSION, views_ddl
 
 __all__ = ["StoreBase", "DURABILITY", "PAGE_SIZE"]
 
@@ -67,6 +67,8 @@ class StoreBase:
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        #: dataset id -> the number naming its tables (never changes once given: see RecordsMixin.dataset_num)
+        self._nums: dict[str, int] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -195,6 +197,19 @@ class StoreBase:
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
 
+    def dataset_num(self, dataset: str) -> int | None:
+        """The number that names a registered dataset's tables (``records_N``, ``changes_N``);
+        None for a dataset that is not registered. A dataset keeps its number for good."""
+        nums = self._nums
+        num = nums.get(dataset)
+        if num is None:
+            with self.reader() as conn:
+                row = conn.execute("SELECT num FROM datasets WHERE id = ?", (dataset,)).fetchone()
+            if row is None or row[0] is None:
+                return None
+            num = nums[dataset] = int(row[0])
+        return num
+
     # ---- schema -----------------------------------------------------------------------
     def _init_schema(self) -> None:
         with self.reader() as conn:  # already current: no write lock needed to open
@@ -204,6 +219,18 @@ class StoreBase:
                 row = None
         if row is not None and int(row[0]) == SCHEMA_VERSION:
             return
+        # an upgrade copies whole tables in single statements: their statement journals (kept in
+        # memory or in files as temp_store says when the transaction begins) go to files; with
+        # temp_store=MEMORY, upgrading a store of a million records took ~250 MB of memory, ~30 MB so
+        with self.reader() as conn:
+            conn.execute("PRAGMA temp_store=FILE")
+        try:
+            self._upgrade()
+        finally:
+            with self.reader() as conn:
+                conn.execute("PRAGMA temp_store=MEMORY")
+
+    def _upgrade(self) -> None:
         try:
             with self.transaction() as conn:
                 found = conn.execute(
@@ -216,12 +243,21 @@ class StoreBase:
                             f"store {self.path} has schema version {version}; this Shulian reads "
                             f"version {SCHEMA_VERSION}: upgrade Shulian")
                     if version:  # an older store: upgrade it in place, in this transaction
+                        log.info("upgrading store %s from schema version %d to %d (this rewrites its records once)",
+                                 self.path, version, SCHEMA_VERSION)
                         for old in range(version, SCHEMA_VERSION):
-                            for statement in MIGRATIONS.get(old, ()):
-                                conn.execute(statement)
+                            step = MIGRATIONS.get(old, ())
+                            if callable(step):
+                                step(conn)
+                            else:
+                                for statement in step:
+                                    conn.execute(statement)
                         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                                      (str(SCHEMA_VERSION),))
                 for statement in _statements(DDL):
+                    conn.execute(statement)
+                datasets = conn.execute("SELECT id, num FROM datasets WHERE num IS NOT NULL ORDER BY num").fetchall()
+                for statement in views_ddl(datasets):
                     conn.execute(statement)
                 conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                              (str(SCHEMA_VERSION),))

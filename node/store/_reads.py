@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from node.errors import InputError, Unavailable
 from node.store._db import StoreBase, translate
+from node.store._schema import records_table
 from node.store._types import datetime_to_us
 
 __all__ = ["ReadsMixin", "RawRow", "EncodedPage", "fast_module"]
@@ -91,6 +92,10 @@ class ReadsMixin(StoreBase):
             raise InputError("page_size must be at least 1")
         if limit is not None and limit <= 0:
             return
+        num = self.dataset_num(dataset)
+        if num is None:  # not registered: no records
+            return
+        table = records_table(num)
         deleted = "" if include_deleted else " AND deleted = 0"
         if ids is not None:
             remaining = limit
@@ -99,8 +104,8 @@ class ReadsMixin(StoreBase):
             for i in range(0, len(wanted), step):
                 chunk = wanted[i:i + step]
                 marks = ",".join("?" * len(chunk))
-                rows = self._rows(f"SELECT {_ROW_COLS} FROM records WHERE dataset = ? AND id IN ({marks}){deleted} "
-                                  "ORDER BY id", (fingerprint, dataset, *chunk))
+                rows = self._rows(f"SELECT {_ROW_COLS} FROM {table} WHERE id IN ({marks}){deleted} "
+                                  "ORDER BY id", (fingerprint, *chunk))
                 if remaining is not None:
                     rows = rows[:remaining]
                     remaining -= len(rows)
@@ -109,7 +114,7 @@ class ReadsMixin(StoreBase):
                 if remaining == 0:
                     return
             return
-        walk = _Walk(dataset, deleted, modified_since, limit, page_size)
+        walk = _Walk(table, deleted, modified_since, limit, page_size)
         while (page := walk.next()) is not None:
             rows = self._rows(page[0].format(cols=_ROW_COLS), (fingerprint, *page[1]))
             if rows:
@@ -141,7 +146,10 @@ class ReadsMixin(StoreBase):
             raise InputError("page_size must be at least 1")
         if limit is not None and limit <= 0:
             return
-        walk = _Walk(dataset, " AND deleted = 0", modified_since, limit, page_size)
+        num = self.dataset_num(dataset)
+        if num is None:  # not registered: no records
+            return
+        walk = _Walk(records_table(num), " AND deleted = 0", modified_since, limit, page_size)
         while (page := walk.next()) is not None:
             query, params = page
             reader = self._reader()  # per page: the store may be closed, a generator resumed on another thread
@@ -207,9 +215,9 @@ class _Walk:
     """The page queries of a keyset walk, by id or by (modified_us, id): :meth:`next` gives the
     next page's query (``{cols}`` to fill in) and parameters, :meth:`read` is told what it held."""
 
-    def __init__(self, dataset: str, deleted: str, modified_since: dt.datetime | None, limit: int | None,
+    def __init__(self, table: str, deleted: str, modified_since: dt.datetime | None, limit: int | None,
                  page_size: int) -> None:
-        self.dataset = dataset
+        self.table = table
         self.deleted = deleted
         self.since = datetime_to_us(modified_since) if modified_since is not None else None
         self.remaining = limit
@@ -222,8 +230,8 @@ class _Walk:
         if self.finished:
             return None
         self.size = size = self.page_size if self.remaining is None else min(self.page_size, self.remaining)
-        where, order = f"dataset = ?{self.deleted}", "id"
-        params: tuple[Any, ...] = (self.dataset,)
+        where, order = f"1{self.deleted}", "id"
+        params: tuple[Any, ...] = ()
         if self.since is not None:
             order = "modified_us, id"
             if self.after is None:
@@ -232,7 +240,7 @@ class _Walk:
                 where, params = f"{where} AND (modified_us, id) > (?, ?)", (*params, *self.after)
         elif self.after is not None:
             where, params = f"{where} AND id > ?", (*params, self.after[1])
-        return f"SELECT {{cols}} FROM records WHERE {where} ORDER BY {order} LIMIT ?", (*params, size)
+        return f"SELECT {{cols}} FROM {self.table} WHERE {where} ORDER BY {order} LIMIT ?", (*params, size)
 
     def read(self, count: int, last_id: str, last_modified_us: int) -> None:
         if self.remaining is not None:

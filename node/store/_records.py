@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
+import itertools
 import json
 import re
 import sqlite3
@@ -16,6 +18,7 @@ import orjson
 from node.errors import InputError, NotFound
 from node.jsonenc import canonical_bytes
 from node.store._db import StoreBase
+from node.store._schema import changes_table, dataset_ddl, records_table, views_ddl
 from node.store._types import (
     Change,
     DatasetInfo,
@@ -31,7 +34,9 @@ __all__ = ["RecordsMixin", "canonical_body", "content_hash", "RECORD_ID_RE"]
 #: a record or dataset id (\Z, not $: "$" would also let an id end in a newline)
 RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}\Z")
 _CHUNK = 500  # ids per IN (...) query
-_COLS = "dataset, id, version, hash, body, deleted, modified_us, seq, checked"
+_COLS = "dataset, id, version, hash, body, deleted, modified_us, seq, checked"  # history's columns
+#: a dataset's records table's columns (its rows are read as ``SELECT ?, {_RCOLS}``: the dataset first, as in history)
+_RCOLS = "id, version, hash, body, deleted, modified_us, seq, checked"
 
 
 def canonical_body(data: Mapping[str, Any]) -> str:
@@ -67,21 +72,22 @@ def _chunks(seq: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 # stored as the same TEXT value a str would be.
 _ROWS = 128
 _INSERTS: dict[str, tuple[str, int, str]] = {
-    # kind: (statement head, values per row, row template with {} for the row's first parameter)
-    # records_v1: shared (dataset, now, checked); per row (id, hash, body, seq): a new record, version 1
-    "records_v1": (f"INSERT INTO records ({_COLS}) VALUES ", 4,
-                   "(?1,?{0},1,?{1},CAST(?{2} AS TEXT),0,?2,?{3},?3)"),
+    # kind: (statement head ({table}: the table), values per row, row template with {} for the row's first parameter)
+    # records_v1: shared (now, checked); per row (id, hash, body, seq): a new record, version 1
+    "records_v1": ("INSERT INTO {table} (" + _RCOLS + ") VALUES ", 4,
+                   "(?{0},1,?{1},CAST(?{2} AS TEXT),0,?1,?{3},?2)"),
+    # a dataset's change feed: shared (now); per row (seq, id, version, op)
+    "changes": ("INSERT INTO {table} (seq, record_id, version, op, at_us) VALUES ", 4,
+                "(?{0},?{1},?{2},?{3},?1)"),
     # shared (dataset, now); per row (seq, id, version, op)
-    "changes": ("INSERT INTO changes (seq, dataset, record_id, version, op, at_us) VALUES ", 4,
-                "(?{0},?1,?{1},?{2},?{3},?2)"),
-    "outbox": ("INSERT INTO outbox (seq, dataset, record_id, version, op, created_us) VALUES ", 4,
+    "outbox": ("INSERT INTO {table} (seq, dataset, record_id, version, op, created_us) VALUES ", 4,
                "(?{0},?1,?{1},?{2},?{3},?2)"),
 }
-_SQL: dict[tuple[str, int, int], str] = {}
+_SQL: dict[tuple[str, str, int, int], str] = {}
 
 
-def _insert_sql(kind: str, rows: int, shared: int) -> str:
-    key = (kind, rows, shared)
+def _insert_sql(kind: str, table: str, rows: int, shared: int) -> str:
+    key = (kind, table, rows, shared)
     sql = _SQL.get(key)
     if sql is None:
         head, width, template = _INSERTS[kind]
@@ -89,12 +95,13 @@ def _insert_sql(kind: str, rows: int, shared: int) -> str:
         for r in range(rows):
             first = shared + 1 + r * width
             parts.append(template.format(*range(first, first + width)))
-        sql = _SQL[key] = head + ",".join(parts)
+        sql = _SQL[key] = head.format(table=table) + ",".join(parts)
     return sql
 
 
-def _insert_rows(conn: sqlite3.Connection, kind: str, shared: tuple[Any, ...], flat: list[Any]) -> None:
-    """Insert the rows in ``flat`` (their values one after the other) with as few statements as may be."""
+def _insert_rows(conn: sqlite3.Connection, kind: str, table: str, shared: tuple[Any, ...], flat: list[Any]) -> None:
+    """Insert the rows in ``flat`` (their values one after the other) into ``table`` with as few
+    statements as may be."""
     width = _INSERTS[kind][1]
     total = len(flat) // width
     done = 0
@@ -103,7 +110,7 @@ def _insert_rows(conn: sqlite3.Connection, kind: str, shared: tuple[Any, ...], f
         while size > total - done:
             size //= 2
         step = size * width
-        conn.execute(_insert_sql(kind, size, len(shared)), (*shared, *flat[done * width:done * width + step]))
+        conn.execute(_insert_sql(kind, table, size, len(shared)), (*shared, *flat[done * width:done * width + step]))
         done += size
 
 
@@ -111,24 +118,26 @@ def _insert_rows(conn: sqlite3.Connection, kind: str, shared: tuple[Any, ...], f
 # Kafka mostly write) takes fewer bound values: each record's seq is the batch's first seq plus
 # its position (a constant in the statement), its version 1; the change feed and outbox rows
 # are made by SQLite from a JSON array of the ids (json_each), one bound value in all.
-# shared (dataset, now, checked, seq before this statement's first row); per row (id, hash, body)
-_NEW_HEAD = f"INSERT INTO records ({_COLS}) VALUES "
-_NEW_ROW = "(?1,?{1},1,?{2},CAST(?{3} AS TEXT),0,?2,?4+{0},?3)"
-_NEW_SQL: dict[int, str] = {}
-_NEW_CHANGES = ("INSERT INTO changes (seq, dataset, record_id, version, op, at_us) "
-                "SELECT ?3 + key, ?1, value, 1, 'upsert', ?2 FROM json_each(?4)")
+# shared (now, checked, seq before this statement's first row); per row (id, hash, body)
+_NEW_HEAD = "INSERT INTO {table} (" + _RCOLS + ") VALUES "
+_NEW_ROW = "(?{1},1,?{2},CAST(?{3} AS TEXT),0,?1,?3+{0},?2)"
+_NEW_SQL: dict[tuple[str, int], str] = {}
+# (now, first seq, ids)
+_NEW_CHANGES = ("INSERT INTO {table} (seq, record_id, version, op, at_us) "
+                "SELECT ?2 + key, value, 1, 'upsert', ?1 FROM json_each(?3)")
+# (dataset, now, first seq, ids)
 _NEW_OUTBOX = ("INSERT INTO outbox (seq, dataset, record_id, version, op, created_us) "
                "SELECT ?3 + key, ?1, value, 1, 'upsert', ?2 FROM json_each(?4)")
 # the current rows of the ids in a JSON array (json_each first: one primary-key search per id)
-_STATE_JSON = ("SELECT r.id, r.version, r.hash, r.deleted, r.checked FROM json_each(?2) AS j "
-               "CROSS JOIN records AS r ON r.dataset = ?1 AND r.id = j.value")
+_STATE_JSON = ("SELECT r.id, r.version, r.hash, r.deleted, r.checked FROM json_each(?1) AS j "
+               "CROSS JOIN {table} AS r ON r.id = j.value")
 
 
-def _new_sql(rows: int) -> str:
-    sql = _NEW_SQL.get(rows)
+def _new_sql(table: str, rows: int) -> str:
+    sql = _NEW_SQL.get((table, rows))
     if sql is None:
-        sql = _NEW_SQL[rows] = _NEW_HEAD + ",".join(
-            _NEW_ROW.format(r + 1, 5 + 3 * r, 6 + 3 * r, 7 + 3 * r) for r in range(rows))
+        sql = _NEW_SQL[table, rows] = _NEW_HEAD.format(table=table) + ",".join(
+            _NEW_ROW.format(r + 1, 4 + 3 * r, 5 + 3 * r, 6 + 3 * r) for r in range(rows))
     return sql
 
 
@@ -147,15 +156,17 @@ def _new_rows(ids: list[str], digests: Sequence[Any], bodies: Sequence[Any]) -> 
     return flat
 
 
-def _insert_new(conn: sqlite3.Connection, shared: tuple[str, int, str | None], seq: int, flat: list[Any]) -> None:
-    """Insert new records: ``flat`` holds (id, hash, body) of each, their seqs follow ``seq``."""
+def _insert_new(conn: sqlite3.Connection, table: str, shared: tuple[int, str | None], seq: int,
+                flat: list[Any]) -> None:
+    """Insert new records into ``table``: ``flat`` holds (id, hash, body) of each, their seqs follow
+    ``seq``; ``shared`` is (now, checked)."""
     total = len(flat) // 3
     done = 0
     size = _ROWS
     while done < total:
         while size > total - done:
             size //= 2
-        conn.execute(_new_sql(size), (*shared, seq + done, *flat[done * 3:(done + size) * 3]))
+        conn.execute(_new_sql(table, size), (*shared, seq + done, *flat[done * 3:(done + size) * 3]))
         done += size
 
 
@@ -194,20 +205,20 @@ def json_ids(ids: Sequence[str]) -> str | None:
         return None
 
 
-def _current(conn: sqlite3.Connection, dataset: str, unique: Sequence[str],
+def _current(conn: sqlite3.Connection, table: str, unique: Sequence[str],
              unique_json: str | None) -> dict[str, tuple[int, bytes, bool, str | None]]:
-    """id -> (version, digest, deleted, checked) of the current rows of ``unique`` (distinct ids);
-    ``unique_json``: :func:`json_ids` of them (None: the ids are bound one by one)."""
+    """id -> (version, digest, deleted, checked) of the current rows of ``unique`` (distinct ids)
+    in the records table ``table``; ``unique_json``: :func:`json_ids` of them (None: the ids
+    are bound one by one)."""
     state: dict[str, tuple[int, bytes, bool, str | None]] = {}
     if unique_json is not None:
-        for rid, version, digest, deleted, mark in conn.execute(_STATE_JSON, (dataset, unique_json)):
+        for rid, version, digest, deleted, mark in conn.execute(_STATE_JSON.format(table=table), (unique_json,)):
             state[rid] = (version, bytes(digest), bool(deleted), mark)
         return state
     for chunk in _chunks(unique, _CHUNK):
         marks = ",".join("?" * len(chunk))
         for rid, version, digest, deleted, mark in conn.execute(
-                f"SELECT id, version, hash, deleted, checked FROM records WHERE dataset = ? "
-                f"AND id IN ({marks})", (dataset, *chunk)):
+                f"SELECT id, version, hash, deleted, checked FROM {table} WHERE id IN ({marks})", chunk):
             state[rid] = (version, bytes(digest), bool(deleted), mark)
     return state
 
@@ -223,12 +234,21 @@ class RecordsMixin(StoreBase):
         now = _now_us()
         with self.transaction() as conn:
             conn.execute(
-                "INSERT INTO datasets (id, record_type, publish, metadata, created_us, updated_us) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET record_type=excluded.record_type, "
+                "INSERT INTO datasets (id, record_type, publish, metadata, created_us, updated_us, num) "
+                "VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(num), 0) + 1 FROM datasets)) "
+                "ON CONFLICT (id) DO UPDATE SET record_type=excluded.record_type, "
                 "publish=excluded.publish, metadata=excluded.metadata, updated_us=excluded.updated_us "
                 "WHERE record_type IS NOT excluded.record_type OR publish != excluded.publish "
                 "OR metadata != excluded.metadata",
                 (dataset_id, record_type, int(publish), meta, now, now))
+            num = conn.execute("SELECT num FROM datasets WHERE id = ?", (dataset_id,)).fetchone()[0]
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            (records_table(num),)).fetchone() is None:  # a new dataset: its tables, the views
+                for statement in dataset_ddl(num):
+                    conn.execute(statement)
+                datasets = conn.execute("SELECT id, num FROM datasets WHERE num IS NOT NULL ORDER BY num").fetchall()
+                for statement in views_ddl(datasets):
+                    conn.execute(statement)
         return self.get_dataset(dataset_id)
 
     def get_dataset(self, dataset_id: str) -> DatasetInfo:
@@ -245,11 +265,12 @@ class RecordsMixin(StoreBase):
             ids = [r[0] for r in conn.execute("SELECT id FROM datasets ORDER BY id")]
         return [self.get_dataset(i) for i in ids]
 
-    def _publish_flag(self, conn: sqlite3.Connection, dataset: str) -> bool:
-        row = conn.execute("SELECT publish FROM datasets WHERE id = ?", (dataset,)).fetchone()
-        if row is None:
+    def _target(self, conn: sqlite3.Connection, dataset: str) -> tuple[bool, int]:
+        """(publish flag, table number) of a registered dataset; NotFound for any other."""
+        row = conn.execute("SELECT publish, num FROM datasets WHERE id = ?", (dataset,)).fetchone()
+        if row is None or row[1] is None:
             raise NotFound(f"dataset {dataset!r} is not in the store (register it with ensure_dataset)")
-        return bool(row[0])
+        return bool(row[0]), int(row[1])
 
     # ---- writes -----------------------------------------------------------------------
     def upsert(self, dataset: str, record_id: str, data: Mapping[str, Any], *,
@@ -341,23 +362,24 @@ class RecordsMixin(StoreBase):
         versions: list[int] = [0] * n
         changed: list[bool] = [False] * n
         with self.transaction() as conn:
-            publish = self._publish_flag(conn, dataset)
+            publish, num = self._target(conn, dataset)
+            table, feed = records_table(num), changes_table(num)
             now = _now_us()
             # id -> (version, digest, deleted, checked) of its current row
             unique = list(dict.fromkeys(ids))
             unique_json = json_ids(unique)
-            state = _current(conn, dataset, unique, unique_json)
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
-            seq = row[0] if row else 0
+            state = _current(conn, table, unique, unique_json)
+            first = seq = conn.execute("SELECT seq FROM feed WHERE id = 0").fetchone()[0]
             if not state and unique_json is not None and len(unique) == n and None not in bodies:
                 flat = _new_rows(unique, digests, bodies)
                 if flat is not None:  # new records only: the general path's rows, in fewer statements
-                    _insert_new(conn, (dataset, now, checked), seq, flat)
-                    conn.execute(_NEW_CHANGES, (dataset, now, seq + 1, unique_json))
+                    _insert_new(conn, table, (now, checked), seq, flat)
+                    conn.execute(_NEW_CHANGES.format(table=feed), (now, seq + 1, unique_json))
                     if publish:
                         conn.execute(_NEW_OUTBOX, (dataset, now, seq + 1, unique_json))
+                    conn.execute("UPDATE feed SET seq = ? WHERE id = 0", (seq + n,))
                     return [1] * n, [True] * n
-            rechecked: list[tuple[str, str, str]] = []
+            rechecked: list[tuple[str, str]] = []
             # an id appearing twice in one call is applied in order: split into rounds of distinct ids
             rounds: list[Sequence[int]] = [range(n)]
             if len(unique) != n:
@@ -385,7 +407,7 @@ class RecordsMixin(StoreBase):
                             continue
                         version = current[0] + 1
                         seq += 1
-                        updates.append((version, b"", None, 1, now, seq, None, dataset, rid))
+                        updates.append((version, b"", None, 1, now, seq, None, rid))
                         changes += (seq, rid, version, "delete")
                         state[rid] = (version, b"", True, None)
                     else:
@@ -397,43 +419,46 @@ class RecordsMixin(StoreBase):
                             version = 1
                         elif not current[2] and current[1] == digest:
                             if checked is not None and current[3] != checked:
-                                rechecked.append((checked, dataset, rid))
+                                rechecked.append((checked, rid))
                                 state[rid] = (current[0], digest, False, checked)
                             versions[i] = current[0]
                             continue
                         else:
                             version = current[0] + 1
                             seq += 1
-                            updates.append((version, bytearray(digest), bytearray(body), 0, now, seq, checked, dataset,
-                                            rid))
+                            updates.append((version, bytearray(digest), bytearray(body), 0, now, seq, checked, rid))
                             changes += (seq, rid, version, "upsert")
                         state[rid] = (version, digest, False, checked)
                     versions[i] = version
                     changed[i] = True
                 if inserts:
-                    _insert_rows(conn, "records_v1", (dataset, now, checked), inserts)
+                    _insert_rows(conn, "records_v1", table, (now, checked), inserts)
                 if updates:
-                    moved = [u[8] for u in updates]
+                    moved = [u[7] for u in updates]
                     for chunk in _chunks(moved, _CHUNK):
                         marks = ",".join("?" * len(chunk))
-                        conn.execute(f"INSERT INTO history ({_COLS}) SELECT {_COLS} FROM records "
-                                     f"WHERE dataset = ? AND id IN ({marks})", (dataset, *chunk))
-                    conn.executemany("UPDATE records SET version = ?, hash = ?, body = CAST(? AS TEXT), "
-                                     "deleted = ?, modified_us = ?, seq = ?, checked = ? WHERE dataset = ? AND id = ?",
-                                     updates)
+                        conn.execute(f"INSERT INTO history ({_COLS}) SELECT ?, {_RCOLS} FROM {table} "
+                                     f"WHERE id IN ({marks})", (dataset, *chunk))
+                    conn.executemany(f"UPDATE {table} SET version = ?, hash = ?, body = CAST(? AS TEXT), "
+                                     "deleted = ?, modified_us = ?, seq = ?, checked = ? WHERE id = ?", updates)
                 if changes:
-                    _insert_rows(conn, "changes", (dataset, now), changes)
+                    _insert_rows(conn, "changes", feed, (now,), changes)
                     if publish:
-                        _insert_rows(conn, "outbox", (dataset, now), changes)
+                        _insert_rows(conn, "outbox", "outbox", (dataset, now), changes)
+            if seq != first:
+                conn.execute("UPDATE feed SET seq = ? WHERE id = 0", (seq,))
             if rechecked:
-                conn.executemany("UPDATE records SET checked = ? WHERE dataset = ? AND id = ?", rechecked)
+                conn.executemany(f"UPDATE {table} SET checked = ? WHERE id = ?", rechecked)
         return versions, changed
 
     # ---- reads ------------------------------------------------------------------------
     def get_record(self, dataset: str, record_id: str, *, version: int | None = None) -> StoredRecord | None:
         """The current version (a tombstone if deleted), or a given version; None if absent."""
+        num = self.dataset_num(dataset)
+        if num is None:
+            return None
         with self.reader() as conn:
-            row = conn.execute(f"SELECT {_COLS} FROM records WHERE dataset = ? AND id = ?",
+            row = conn.execute(f"SELECT ?, {_RCOLS} FROM {records_table(num)} WHERE id = ?",
                                (dataset, record_id)).fetchone()
             if version is not None and (row is None or row[2] != version):
                 row = conn.execute(f"SELECT {_COLS} FROM history WHERE dataset = ? AND id = ? AND version = ?",
@@ -442,18 +467,34 @@ class RecordsMixin(StoreBase):
 
     def record_versions(self, dataset: str, record_id: str) -> list[StoredRecord]:
         """Every stored version of a record, oldest first."""
+        num = self.dataset_num(dataset)
+        if num is None:
+            return []
         with self.reader() as conn:
-            rows = conn.execute(f"SELECT {_COLS} FROM history WHERE dataset = ? AND id = ? "
-                                f"UNION ALL SELECT {_COLS} FROM records WHERE dataset = ? AND id = ? "
-                                "ORDER BY version", (dataset, record_id, dataset, record_id)).fetchall()
+            rows = conn.execute(f"SELECT {_COLS} FROM history WHERE dataset = ?1 AND id = ?2 "
+                                f"UNION ALL SELECT ?1, {_RCOLS} FROM {records_table(num)} WHERE id = ?2 "
+                                "ORDER BY version", (dataset, record_id)).fetchall()
         return [_row_to_record(r) for r in rows]
 
     def count_records(self, dataset: str, *, include_deleted: bool = False) -> int:
-        where = "" if include_deleted else " AND deleted = 0"
+        num = self.dataset_num(dataset)
+        if num is None:
+            return 0
+        where = "" if include_deleted else " WHERE deleted = 0"
         with self.reader() as conn:
-            value: int = conn.execute(f"SELECT count(*) FROM records WHERE dataset = ?{where}",
-                                      (dataset,)).fetchone()[0]
+            value: int = conn.execute(f"SELECT count(*) FROM {records_table(num)}{where}").fetchone()[0]
         return value
+
+    def record_stats(self, dataset: str) -> tuple[int, int | None]:
+        """(records not deleted, the latest modification in microseconds or None) of a dataset."""
+        num = self.dataset_num(dataset)
+        if num is None:
+            return 0, None
+        table = records_table(num)
+        with self.reader() as conn:
+            count, latest = conn.execute(f"SELECT (SELECT count(*) FROM {table} WHERE deleted = 0), "
+                                         f"(SELECT max(modified_us) FROM {table})").fetchone()
+        return int(count), latest
 
     def iter_records(
         self,
@@ -476,6 +517,10 @@ class RecordsMixin(StoreBase):
             raise InputError("page_size must be at least 1")
         if limit is not None and limit <= 0:
             return
+        num = self.dataset_num(dataset)
+        if num is None:
+            return
+        table = records_table(num)
         deleted = "" if include_deleted else " AND deleted = 0"
         remaining = limit
         if ids is not None:
@@ -483,7 +528,7 @@ class RecordsMixin(StoreBase):
             for chunk in _chunks(wanted, min(page_size, _CHUNK)):
                 marks = ",".join("?" * len(chunk))
                 with self.reader() as conn:
-                    rows = conn.execute(f"SELECT {_COLS} FROM records WHERE dataset = ? AND id IN ({marks})"
+                    rows = conn.execute(f"SELECT ?, {_RCOLS} FROM {table} WHERE id IN ({marks})"
                                         f"{deleted} ORDER BY id", (dataset, *chunk)).fetchall()
                 for row in rows:
                     yield _row_to_record(row)
@@ -500,11 +545,11 @@ class RecordsMixin(StoreBase):
                 with self.reader() as conn:
                     if after is None:
                         rows = conn.execute(
-                            f"SELECT {_COLS} FROM records WHERE dataset = ? AND modified_us >= ?{deleted} "
+                            f"SELECT ?, {_RCOLS} FROM {table} WHERE modified_us >= ?{deleted} "
                             "ORDER BY modified_us, id LIMIT ?", (dataset, since, size)).fetchall()
                     else:
                         rows = conn.execute(
-                            f"SELECT {_COLS} FROM records WHERE dataset = ? AND (modified_us, id) > (?, ?)"
+                            f"SELECT ?, {_RCOLS} FROM {table} WHERE (modified_us, id) > (?, ?)"
                             f"{deleted} ORDER BY modified_us, id LIMIT ?",
                             (dataset, after[0], after[1], size)).fetchall()
                 for row in rows:
@@ -520,10 +565,10 @@ class RecordsMixin(StoreBase):
             size = page_size if remaining is None else min(page_size, remaining)
             with self.reader() as conn:
                 if first:
-                    rows = conn.execute(f"SELECT {_COLS} FROM records WHERE dataset = ?{deleted} "
+                    rows = conn.execute(f"SELECT ?, {_RCOLS} FROM {table} WHERE 1{deleted} "
                                         "ORDER BY id LIMIT ?", (dataset, size)).fetchall()
                 else:
-                    rows = conn.execute(f"SELECT {_COLS} FROM records WHERE dataset = ? AND id > ?{deleted} "
+                    rows = conn.execute(f"SELECT ?, {_RCOLS} FROM {table} WHERE id > ?{deleted} "
                                         "ORDER BY id LIMIT ?", (dataset, last_id, size)).fetchall()
             first = False
             for row in rows:
@@ -537,20 +582,33 @@ class RecordsMixin(StoreBase):
     # ---- change feed ------------------------------------------------------------------
     def changes(self, after: int = 0, *, limit: int = 1000, dataset: str | None = None) -> list[Change]:
         """Changes with ``seq > after``, oldest first, at most ``limit``. The last seq is the next cursor."""
+        if dataset is not None:
+            num = self.dataset_num(dataset)
+            if num is None:
+                return []
+            with self.reader() as conn:
+                rows = conn.execute(f"SELECT seq, ?, record_id, version, op, at_us FROM {changes_table(num)} "
+                                    "WHERE seq > ? ORDER BY seq LIMIT ?", (dataset, after, limit)).fetchall()
+            return [Change(*r) for r in rows]
+        # every dataset's: the first ``limit`` of each, merged by seq (one read: a consistent snapshot)
         with self.reader() as conn:
-            if dataset is None:
-                rows = conn.execute("SELECT seq, dataset, record_id, version, op, at_us FROM changes "
-                                    "WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
-            else:
-                rows = conn.execute("SELECT seq, dataset, record_id, version, op, at_us FROM changes "
-                                    "WHERE dataset = ? AND seq > ? ORDER BY seq LIMIT ?",
-                                    (dataset, after, limit)).fetchall()
-        return [Change(*r) for r in rows]
+            snapshot = not self.in_transaction
+            if snapshot:
+                conn.execute("BEGIN")
+            try:
+                feeds = [conn.execute(f"SELECT seq, ?, record_id, version, op, at_us FROM {changes_table(num)} "
+                                      "WHERE seq > ? ORDER BY seq LIMIT ?", (name, after, limit)).fetchall()
+                         for name, num in conn.execute("SELECT id, num FROM datasets WHERE num IS NOT NULL "
+                                                       "ORDER BY num").fetchall()]
+            finally:
+                if snapshot:
+                    conn.execute("COMMIT")
+        return [Change(*r) for r in itertools.islice(heapq.merge(*feeds), limit)]
 
     def latest_seq(self) -> int:
         """The newest change's seq (0 when there is none)."""
         with self.reader() as conn:
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+            row = conn.execute("SELECT seq FROM feed WHERE id = 0").fetchone()
         return int(row[0]) if row else 0
 
     # ---- outbox ----------------------------------------------------------------------

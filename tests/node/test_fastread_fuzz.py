@@ -36,6 +36,7 @@ from node.service import batch_digest
 from node.service._outgoing import RecordEncoder, accelerated
 from node.store import EncodedPage, RawRow, Store
 from node.store._reads import fast_module
+from node.store._schema import records_table
 
 FP = "fuzz/fingerprint"
 REPO = Path(__file__).resolve().parents[2]
@@ -57,12 +58,13 @@ def put(path: Path, rows: list[Row], *, ids_as_text: bool = True) -> None:
     """Replace the records of dataset ``d`` with ``rows``, straight into the table."""
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM records WHERE dataset = 'd'")
+        table = records_table(conn.execute("SELECT num FROM datasets WHERE id = 'd'").fetchone()[0])
+        conn.execute(f"DELETE FROM {table}")
         for seq, (rid, version, modified, deleted, body, checked, as_text) in enumerate(rows, 1):
             ident = "CAST(? AS TEXT)" if ids_as_text and isinstance(rid, bytes) else "?"
             value = "CAST(? AS TEXT)" if as_text and body is not None else "?"
-            conn.execute("INSERT INTO records (dataset, id, version, hash, body, deleted, modified_us, seq, checked) "
-                         f"VALUES ('d', {ident}, ?, x'', {value}, ?, ?, ?, ?)",
+            conn.execute(f"INSERT INTO {table} (id, version, hash, body, deleted, modified_us, seq, checked) "
+                         f"VALUES ({ident}, ?, x'', {value}, ?, ?, ?, ?)",
                          (rid, version, body, deleted, modified, seq, checked))
         conn.execute("COMMIT")
 

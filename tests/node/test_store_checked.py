@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from node.store import Store
-from node.store._schema import DDL
+from test_store_migrate import v2_schema  # tests/node is on sys.path
+
+from node.store import SCHEMA_VERSION, Store
 from node.validation import get_validator
 
 PERSON = {"id": "p1", "type": "Person", "name": "张三"}
@@ -40,9 +41,8 @@ def test_checked_is_kept_updated_and_cleared(tmp_path: Path) -> None:
 
 
 def _v1_ddl() -> str:
-    # version 1 of the schema: records and history without the checked column
-    return DDL.replace("    checked     TEXT,                         -- the validator fingerprint it passed "
-                       "at the boundary; NULL: none\n", "").replace("    checked     TEXT,\n", "")
+    # version 1 of the schema: version 2's, without the checked column in records and history
+    return v2_schema().replace("    checked     TEXT,\n", "")
 
 
 def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -62,5 +62,5 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         store.upsert("d", "p2", {"id": "p2"}, checked="x")
         assert store.get_record("d", "p2").checked == "x"  # type: ignore[union-attr]
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     conn.close()

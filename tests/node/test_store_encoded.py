@@ -14,6 +14,7 @@ from node.errors import InputError
 from node.jsonenc import canonical_bytes
 from node.store import Store, content_hash
 from node.store._records import _ROWS, _insert_rows
+from node.store._schema import changes_table
 
 
 @pytest.fixture()
@@ -83,10 +84,13 @@ def test_upsert_encoded_takes_aligned_lists(stores: tuple[Store, Store]) -> None
 
 @pytest.mark.parametrize("rows", [1, 2, 3, _ROWS - 1, _ROWS, _ROWS + 1, 3 * _ROWS + 77])
 def test_multi_row_inserts_write_every_row_in_order(tmp_path: Path, rows: int) -> None:
-    with Store(tmp_path / "s.db") as store, store.transaction() as conn:
-        flat: list[Any] = []
-        for i in range(rows):
-            flat += (i + 1, f"r{i}", 1, "upsert")
-        _insert_rows(conn, "changes", ("d", 123), flat)
-        got = conn.execute("SELECT seq, dataset, record_id, version, op, at_us FROM changes ORDER BY seq").fetchall()
+    with Store(tmp_path / "s.db") as store:
+        store.ensure_dataset("d")
+        with store.transaction() as conn:
+            flat: list[Any] = []
+            for i in range(rows):
+                flat += (i + 1, f"r{i}", 1, "upsert")
+            _insert_rows(conn, "changes", changes_table(store.dataset_num("d") or 0), (123,), flat)
+            got = conn.execute("SELECT seq, dataset, record_id, version, op, at_us FROM changes "
+                               "ORDER BY seq").fetchall()
     assert got == [(i + 1, "d", f"r{i}", 1, "upsert", 123) for i in range(rows)]

@@ -1,7 +1,9 @@
 """A node holding 1,000,000 records streams them in constant memory (peak RSS < 200 MB).
 
 The store is seeded with 1,000,000 Person-like records by one SQL statement (fast
-test setup; the write path's own figures come from the benchmark). Then a fresh
+test setup; the write path's own figures come from the benchmark), or, laid out as version 2
+of the store's schema kept it, by the same statement (the node then upgrades it when it opens
+it, within the same memory limit). Then a fresh
 process, as a node would, opens the store, streams every record through
 ``iter_records`` (parsing each), runs a ``modified_since`` query and an
 ``upsert_many`` batch against the big store, and reports its peak RSS.
@@ -14,11 +16,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from test_store_migrate import v2_schema  # tests/node is on sys.path
 
 from node.store import Store
+from node.store._schema import records_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,8 +33,8 @@ LIMIT_MB = 200
 
 SEED = """
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
-INSERT INTO records (dataset, id, version, hash, body, deleted, modified_us, seq)
-SELECT 'population', printf('p%07d', i), 1, randomblob(16),
+INSERT INTO {table} (id, version, hash, body, deleted, modified_us, seq)
+SELECT printf('p%07d', i), 1, randomblob(16),
        json_object('birthDate', '1949-12-31', 'ethnicity', '01', 'householdDivision', '110105',
                    'id', printf('p%07d', i), 'identityNumber', '11010519491231002X', 'name', '张三' || i,
                    'sex', '1', 'type', 'Person'),
@@ -69,13 +75,37 @@ NODE = textwrap.dedent("""
 """)
 
 
-def test_streaming_a_million_records_stays_under_200_mb(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+def _seed(path: Path) -> None:
     with Store(path, durability="normal") as store:
         store.ensure_dataset("population", "Person")
+        table = records_table(store.dataset_num("population") or 0)
+    with closing(sqlite3.connect(path)) as conn:
+        with conn:
+            conn.execute(SEED.format(table=table), (N,))
+            conn.execute("UPDATE feed SET seq = ?", (N,))
+
+
+def _seed_version_2(path: Path) -> None:
+    """A store as version 2 of the schema kept it (one records table and change feed for all
+    datasets): the node upgrades it when it opens it."""
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(v2_schema())
+        with conn:
+            conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+            conn.execute("INSERT INTO datasets VALUES ('population', 'Person', 0, '{}', 1, 1)")
+            conn.execute("INSERT INTO datasets VALUES ('inbox', 'Person', 0, '{}', 2, 2)")
+            conn.execute(SEED.replace("INSERT INTO {table} (", "INSERT INTO records (dataset, ")
+                         .replace("SELECT printf(", "SELECT 'population', printf("), (N,))
+            conn.execute("INSERT INTO changes (seq, dataset, record_id, version, op, at_us) "
+                         "SELECT seq, dataset, id, version, 'upsert', modified_us FROM records")
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+@pytest.mark.parametrize("seed", [_seed, _seed_version_2], ids=["current", "upgraded-from-version-2"])
+def test_streaming_a_million_records_stays_under_200_mb(tmp_path: Path, seed: Callable[[Path], None]) -> None:
+    path = tmp_path / "store.db"
+    seed(path)
     conn = sqlite3.connect(path)
-    with conn:
-        conn.execute(SEED, (N,))
     # fold the seed's write-ahead log into the database before the node opens it, as a store
     # that has been running would be; otherwise the node starts by replaying a 300 MB WAL
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -25,6 +25,7 @@ from node.jsonenc import canonical_bytes
 from node.store import Store, content_hash
 from node.store._db import PAGE_SIZE
 from node.store._records import _ROWS, _current, _insert_new, json_ids
+from node.store._schema import records_table
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +43,7 @@ def _dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
             "history": conn.execute("SELECT * FROM history ORDER BY dataset, id, version").fetchall(),
             "changes": conn.execute("SELECT *, typeof(record_id) FROM changes ORDER BY seq").fetchall(),
             "outbox": conn.execute("SELECT * FROM outbox ORDER BY id").fetchall(),
-            "sequence": conn.execute("SELECT * FROM sqlite_sequence ORDER BY name").fetchall(),
+            "feed": conn.execute("SELECT * FROM feed").fetchall(),
         }
 
 
@@ -114,9 +115,9 @@ def test_new_batch_takes_the_fast_path(pair: tuple[Store, Store], monkeypatch: p
     calls: list[int] = []
     real = records_mod._insert_new
 
-    def spy(conn: sqlite3.Connection, shared: Any, seq: int, flat: list[Any]) -> None:
+    def spy(conn: sqlite3.Connection, table: str, shared: Any, seq: int, flat: list[Any]) -> None:
         calls.append(len(flat) // 3)
-        real(conn, shared, seq, flat)
+        real(conn, table, shared, seq, flat)
 
     monkeypatch.setattr(records_mod, "_insert_new", spy)
     fast, _ = pair
@@ -184,10 +185,11 @@ def test_odd_str_ids_are_stored_alike(pair: tuple[Store, Store]) -> None:
     _both(pair, "upsert_encoded", "population", *_encoded(ODD_IDS, ["changed"] * len(ODD_IDS)))
     _both(pair, "upsert_encoded", "population", *_encoded(ODD_IDS[:3] + ["fresh"], ["changed"] * 4))
     assert _dump(pair[0]) == _dump(pair[1])
+    table = records_table(pair[0].dataset_num("population") or 0)
     with pair[0].reader() as conn:
         unique = ODD_IDS + ["absent", "张"]
-        assert _current(conn, "population", unique, json_ids(unique)) == _current(conn, "population", unique, None)
-        assert len(_current(conn, "population", unique, json_ids(unique))) == len(ODD_IDS)
+        assert _current(conn, table, unique, json_ids(unique)) == _current(conn, table, unique, None)
+        assert len(_current(conn, table, unique, json_ids(unique))) == len(ODD_IDS)
 
 
 @pytest.mark.parametrize("ids", [[1, 2], ["a", 1], [None], [b"a"], [("a",)], ["\ud800"], [1.5], [True]])
@@ -221,13 +223,15 @@ def test_hostile_bodies_and_digests_fail_or_land_alike(pair: tuple[Store, Store]
 
 @pytest.mark.parametrize("rows", [1, 2, 3, _ROWS - 1, _ROWS, _ROWS + 1, 3 * _ROWS + 77])
 def test_new_record_inserts_write_every_row_in_order(tmp_path: Path, rows: int) -> None:
-    with Store(tmp_path / "s.db") as store, store.transaction() as conn:
-        flat: list[Any] = []
-        for i in range(rows):
-            flat += (f"r{i}", bytearray(b"h%d" % i), bytearray(b'{"i":%d}' % i))
-        _insert_new(conn, ("d", 123, "fp"), 1000, flat)
-        got = conn.execute("SELECT dataset, id, version, hash, body, deleted, modified_us, seq, checked, typeof(body) "
-                           "FROM records ORDER BY seq").fetchall()
+    with Store(tmp_path / "s.db") as store:
+        store.ensure_dataset("d")
+        with store.transaction() as conn:
+            flat: list[Any] = []
+            for i in range(rows):
+                flat += (f"r{i}", bytearray(b"h%d" % i), bytearray(b'{"i":%d}' % i))
+            _insert_new(conn, records_table(store.dataset_num("d") or 0), (123, "fp"), 1000, flat)
+            got = conn.execute("SELECT dataset, id, version, hash, body, deleted, modified_us, seq, checked, "
+                               "typeof(body) FROM records ORDER BY seq").fetchall()
     assert got == [("d", f"r{i}", 1, f"h{i}".encode(), f'{{"i":{i}}}', 0, 123, 1001 + i, "fp", "text")
                    for i in range(rows)]
 
