@@ -3,6 +3,7 @@
  * (optional: see setup.py; node.service._batch._prepare_flat runs the same in Python without it).
  *
  *   flat_batch(pairs, limit, hash_bodies) -> (datas, bodies, digests or None), or None
+ *   flat_columns(pairs, limit, hash_bodies, allowed, record_type) -> (columns, odd, bodies, digests), or None
  *   blake2b_16(data) -> hashlib.blake2b(data, digest_size=16).digest()   (for the tests)
  *   push_pairs(data) -> [(id, payload), ...] of an encoded PushRequest, or None
  *   gb11643_check(v) -> the GB 11643 check character of v[:17]
@@ -29,6 +30,16 @@
  *     reads a longer one as a float, and writes -0 as 0), true, false, null;
  *   - no duplicate key (orjson keeps the last; the Python path decides);
  *   - an "id" member that is a string equal to the pair's id.
+ *
+ * flat_columns: flat_batch's answer (the same pairs taken, the same bodies and digests) without a
+ * dict per record, for node.service._batch._prepare_columns (Validator.unclear_rows):
+ *   columns    {"id": [the pairs' ids], key: [value or None, one per record], ...}: a column for each
+ *              key in the frozenset ``allowed`` that some record has, holding what datas[i][key] would
+ *              be, None where record i lacks the key or has it null
+ *   odd        the positions (ascending) of the records whose verdict the columns do not tell: one
+ *              with a key neither "id", "type" nor in ``allowed``, or whose "type" is neither null nor
+ *              the string ``record_type`` (a type absent or equal to the record type is what
+ *              node.validation._api._declares lets the compiled check decide)
  *
  * Only wrong argument types raise (TypeError), and MemoryError; no input bytes make this crash.
  * The pairs are copied to a tuple first, so nothing the allocator may run (a finaliser) can
@@ -397,6 +408,8 @@ typedef struct {
     const char *val; /* a string value, or NULL */
     size_t vlen;
     PyObject *vobj;
+    int kind;          /* flat_columns: what the key is (K_*) */
+    PyObject *column;  /* flat_columns: the key's column (K_COLUMN; the columns dict holds it) */
 } Slot;
 
 typedef struct {
@@ -435,35 +448,119 @@ static int cache_reserve(Cache *c, size_t m) {
     return 0;
 }
 
-/* the record's dict, canonical body and (hash) digest. 1 done, 0 not the restricted form (a
- * duplicate key), -1 a Python error */
-static int build(Member *members, size_t m, Cache *c, int hash, PyObject **data_out, PyObject **body_out,
-                 PyObject **digest_out) {
+/* c->order: the members' key order (by UTF-8 bytes), kept from the record before when it had the
+ * same keys in the same places (*same). 1 done, 0 a key is there twice, -1 out of memory */
+static int key_order(Member *members, size_t m, Cache *c, int *same_out) {
     int same = m == c->count;
-    size_t j, size;
-    PyObject *data = NULL, *body = NULL;
-    if (cache_reserve(c, m) < 0) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    size_t j;
+    if (cache_reserve(c, m) < 0) return -1;
     for (j = 0; j < m && same; j++)
         same = members[j].klen == c->slots[j].klen && memcmp(members[j].key, c->slots[j].key, members[j].klen) == 0;
     if (!same) { /* sort, and look for a duplicate key: then the record takes the Python path */
         if (!sort_keys(members, m, c->sorted)) return 0;
         for (j = 0; j < m; j++) c->order[j] = (size_t)(c->sorted[j] - members);
     }
+    *same_out = same;
+    return 1;
+}
+
+/* the canonical body of the members (in the order ``order``) and (hash) its digest; 0 done, -1 a
+ * Python error */
+static int write_body(const Member *members, size_t m, const size_t *order, int hash, PyObject **body_out,
+                      PyObject **digest_out) {
+    size_t j, size = m ? 1 + m * 4 : 2; /* {} and, per member, the key's quotes, ':' and ',' or '}' */
+    PyObject *body;
+    for (j = 0; j < m; j++)
+        size += members[j].klen + members[j].vlen + (members[j].vtype == V_STR ? 2 : 0);
+    body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (body == NULL) return -1;
+    char *w = PyBytes_AS_STRING(body);
+    *w++ = '{';
+    for (j = 0; j < m; j++) {
+        const Member *mb = &members[order[j]];
+        if (j) *w++ = ',';
+        *w++ = '"';
+        memcpy(w, mb->key, mb->klen);
+        w += mb->klen;
+        *w++ = '"';
+        *w++ = ':';
+        if (mb->vtype == V_STR) {
+            *w++ = '"';
+            memcpy(w, mb->val, mb->vlen);
+            w += mb->vlen;
+            *w++ = '"';
+        } else {
+            memcpy(w, mb->val, mb->vlen);
+            w += mb->vlen;
+        }
+    }
+    *w++ = '}';
+    if (w != PyBytes_AS_STRING(body) + size) {
+        PyErr_SetString(PyExc_SystemError, "node._fastprep: a body's size was miscounted");
+        Py_DECREF(body);
+        return -1;
+    }
+    if (hash) {
+        uint8_t d[16];
+        blake2b_16((const uint8_t *)PyBytes_AS_STRING(body), size, d);
+        *digest_out = PyBytes_FromStringAndSize((const char *)d, 16);
+        if (*digest_out == NULL) {
+            Py_DECREF(body);
+            return -1;
+        }
+    }
+    *body_out = body;
+    return 0;
+}
+
+/* a member's value as flat_batch's dict holds it; a string is the slot's when it has the same bytes */
+static PyObject *member_value(const Member *mb, Slot *sl, int cached) {
+    PyObject *val;
+    switch (mb->vtype) {
+    case V_STR:
+        if (cached && sl->vobj != NULL && sl->vlen == mb->vlen && memcmp(sl->val, mb->val, mb->vlen) == 0)
+            return Py_NewRef(sl->vobj);
+        val = make_str(mb->val, mb->vlen, mb->vascii);
+        if (val != NULL) {
+            Py_XSETREF(sl->vobj, Py_NewRef(val));
+            sl->val = mb->val;
+            sl->vlen = mb->vlen;
+        }
+        return val;
+    case V_INT:
+        return PyLong_FromLongLong(mb->ival);
+    case V_TRUE:
+        return Py_NewRef(Py_True);
+    case V_FALSE:
+        return Py_NewRef(Py_False);
+    default:
+        return Py_NewRef(Py_None);
+    }
+}
+
+/* the record's dict, canonical body and (hash) digest. 1 done, 0 not the restricted form (a
+ * duplicate key), -1 a Python error */
+static int build(Member *members, size_t m, Cache *c, int hash, PyObject **data_out, PyObject **body_out,
+                 PyObject **digest_out) {
+    int same, rc;
+    size_t j;
+    PyObject *data = NULL;
+    rc = key_order(members, m, c, &same);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (rc == 0) return 0;
 #if PY_VERSION_HEX < 0x030D0000
     data = _PyDict_NewPresized((Py_ssize_t)m); /* no resize on the way (a record has ~10 keys) */
 #else
     data = PyDict_New();
 #endif
     if (data == NULL) return -1;
-    size = m ? 1 + m * 4 : 2; /* {} and, per member, the key's quotes, ':' and ',' or '}' */
     for (j = 0; j < m; j++) {
         Member *mb = &members[j];
         Slot *sl = &c->slots[j];
         PyObject *key, *val;
-        size += mb->klen + mb->vlen + (mb->vtype == V_STR ? 2 : 0);
         if (same || (j < c->count && sl->klen == mb->klen && memcmp(sl->key, mb->key, mb->klen) == 0)) {
             key = Py_NewRef(sl->kobj);
         } else {
@@ -473,39 +570,12 @@ static int build(Member *members, size_t m, Cache *c, int hash, PyObject **data_
             sl->key = mb->key;
             sl->klen = mb->klen;
         }
-        switch (mb->vtype) {
-        case V_STR:
-            if (sl->vobj != NULL && j < c->count && sl->vlen == mb->vlen && memcmp(sl->val, mb->val, mb->vlen) == 0) {
-                val = Py_NewRef(sl->vobj);
-            } else {
-                val = make_str(mb->val, mb->vlen, mb->vascii);
-                if (val == NULL) {
-                    Py_DECREF(key);
-                    goto error;
-                }
-                Py_XSETREF(sl->vobj, Py_NewRef(val));
-                sl->val = mb->val;
-                sl->vlen = mb->vlen;
-            }
-            break;
-        case V_INT:
-            val = PyLong_FromLongLong(mb->ival);
-            if (val == NULL) {
-                Py_DECREF(key);
-                goto error;
-            }
-            break;
-        case V_TRUE:
-            val = Py_NewRef(Py_True);
-            break;
-        case V_FALSE:
-            val = Py_NewRef(Py_False);
-            break;
-        default:
-            val = Py_NewRef(Py_None);
-            break;
+        val = member_value(mb, sl, j < c->count);
+        if (val == NULL) {
+            Py_DECREF(key);
+            goto error;
         }
-        int rc = PyDict_SetItem(data, key, val);
+        rc = PyDict_SetItem(data, key, val);
         Py_DECREF(key);
         Py_DECREF(val);
         if (rc < 0) goto error;
@@ -515,48 +585,43 @@ static int build(Member *members, size_t m, Cache *c, int hash, PyObject **data_
         Py_CLEAR(c->slots[j].vobj);
     }
     c->count = m;
-    body = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
-    if (body == NULL) goto error;
-    {
-        char *w = PyBytes_AS_STRING(body);
-        *w++ = '{';
-        for (j = 0; j < m; j++) {
-            const Member *mb = &members[c->order[j]];
-            if (j) *w++ = ',';
-            *w++ = '"';
-            memcpy(w, mb->key, mb->klen);
-            w += mb->klen;
-            *w++ = '"';
-            *w++ = ':';
-            if (mb->vtype == V_STR) {
-                *w++ = '"';
-                memcpy(w, mb->val, mb->vlen);
-                w += mb->vlen;
-                *w++ = '"';
-            } else {
-                memcpy(w, mb->val, mb->vlen);
-                w += mb->vlen;
-            }
-        }
-        *w++ = '}';
-        if (w != PyBytes_AS_STRING(body) + size) {
-            PyErr_SetString(PyExc_SystemError, "node._fastprep: a body's size was miscounted");
-            goto error;
-        }
-    }
-    if (hash) {
-        uint8_t d[16];
-        blake2b_16((const uint8_t *)PyBytes_AS_STRING(body), size, d);
-        *digest_out = PyBytes_FromStringAndSize((const char *)d, 16);
-        if (*digest_out == NULL) goto error;
-    }
+    if (write_body(members, m, c->order, hash, body_out, digest_out) < 0) goto error;
     *data_out = data;
-    *body_out = body;
     return 1;
 error: /* the call fails: the cache is only freed from here on */
     Py_XDECREF(data);
-    Py_XDECREF(body);
     return -1;
+}
+
+/* a pair (id, payload) of the restricted form, parsed into sc->members[0..*count): 1 done, 0 not
+ * the restricted form (a duplicate key is found later, by key_order), -1 a Python error */
+static int read_pair(PyObject *pair, Py_ssize_t limit, Scratch *sc, size_t *count) {
+    PyObject *rid, *payload;
+    const char *id;
+    size_t idlen, m, j;
+    Py_ssize_t len;
+    int rc;
+    if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) return 0;
+    rid = PyTuple_GET_ITEM(pair, 0);
+    payload = PyTuple_GET_ITEM(pair, 1);
+    if (!PyBytes_CheckExact(payload)) return 0;
+    len = PyBytes_GET_SIZE(payload);
+    if (len > limit) return 0;
+    rc = id_ok(rid, &id, &idlen);
+    if (rc <= 0) return rc;
+    rc = parse_object((const unsigned char *)PyBytes_AS_STRING(payload), (size_t)len, sc, &m);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (rc == 0) return 0;
+    for (j = 0; j < m; j++) /* with no duplicate key (key_order checks), the one "id" */
+        if (sc->members[j].klen == 2 && sc->members[j].key[0] == 'i' && sc->members[j].key[1] == 'd') break;
+    if (j == m || sc->members[j].vtype != V_STR || sc->members[j].vlen != idlen ||
+        memcmp(sc->members[j].val, id, idlen) != 0)
+        return 0;
+    *count = m;
+    return 1;
 }
 
 static PyObject *flat_batch(PyObject *self, PyObject *args) {
@@ -582,33 +647,11 @@ static PyObject *flat_batch(PyObject *self, PyObject *args) {
     digests = hash ? PyList_New(n) : Py_NewRef(Py_None);
     if (datas == NULL || bodies == NULL || digests == NULL) goto done;
     for (r = 0; r < n; r++) {
-        PyObject *pair = PyTuple_GET_ITEM(items, r), *rid, *payload;
         PyObject *data = NULL, *body = NULL, *digest = NULL;
-        const char *id, *s;
-        size_t idlen, m, j;
-        Py_ssize_t len;
-        int rc;
-        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) goto common_not;
-        rid = PyTuple_GET_ITEM(pair, 0);
-        payload = PyTuple_GET_ITEM(pair, 1);
-        if (!PyBytes_CheckExact(payload)) goto common_not;
-        len = PyBytes_GET_SIZE(payload);
-        if (len > limit) goto common_not;
-        rc = id_ok(rid, &id, &idlen);
+        size_t m;
+        int rc = read_pair(PyTuple_GET_ITEM(items, r), limit, &sc, &m);
         if (rc < 0) goto done;
         if (rc == 0) goto common_not;
-        s = PyBytes_AS_STRING(payload);
-        rc = parse_object((const unsigned char *)s, (size_t)len, &sc, &m);
-        if (rc < 0) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        if (rc == 0) goto common_not;
-        for (j = 0; j < m; j++) /* with no duplicate key (build checks), the one "id" */
-            if (sc.members[j].klen == 2 && sc.members[j].key[0] == 'i' && sc.members[j].key[1] == 'd') break;
-        if (j == m || sc.members[j].vtype != V_STR || sc.members[j].vlen != idlen ||
-            memcmp(sc.members[j].val, id, idlen) != 0)
-            goto common_not;
         rc = build(sc.members, m, &cache, hash, &data, &body, &digest);
         if (rc < 0) goto done;
         if (rc == 0) goto common_not;
@@ -625,6 +668,177 @@ done:
     PyMem_Free(sc.members);
     Py_XDECREF(items);
     Py_XDECREF(datas);
+    Py_XDECREF(bodies);
+    Py_XDECREF(digests);
+    return result;
+}
+
+/* ---- the common batch by columns ------------------------------------------------------------- */
+
+enum { K_COLUMN = 1, K_ID, K_TYPE, K_OTHER };
+
+typedef struct {
+    PyObject *columns;  /* {key: list of n values, None where a record lacks the key} */
+    PyObject *allowed;  /* the keys that get a column (a frozenset) */
+    const char *rtype;  /* the record type's UTF-8 (NULL: none matches) */
+    size_t rtlen;
+    Py_ssize_t n;
+} Columns;
+
+/* what a key is: K_ID, K_TYPE, K_COLUMN (*column: its list, made on its first use) or K_OTHER; -1 a
+ * Python error */
+static int key_kind(const Member *mb, PyObject *key, Columns *cols, PyObject **column) {
+    int in;
+    if (mb->klen == 2 && memcmp(mb->key, "id", 2) == 0) return K_ID;
+    if (mb->klen == 4 && memcmp(mb->key, "type", 4) == 0) return K_TYPE;
+    in = PySet_Contains(cols->allowed, key);
+    if (in < 0) return -1;
+    if (!in) return K_OTHER;
+    PyObject *col = PyDict_GetItemWithError(cols->columns, key);
+    if (col == NULL) {
+        if (PyErr_Occurred()) return -1;
+        col = PyList_New(cols->n);
+        if (col == NULL) return -1;
+        for (Py_ssize_t k = 0; k < cols->n; k++) PyList_SET_ITEM(col, k, Py_NewRef(Py_None));
+        int rc = PyDict_SetItem(cols->columns, key, col);
+        Py_DECREF(col); /* the dict holds it */
+        if (rc < 0) return -1;
+    }
+    *column = col;
+    return K_COLUMN;
+}
+
+/* record r into the columns, its canonical body and (hash) digest; *odd set when its verdict cannot
+ * be read from the columns (a key without a column, or a "type" that is neither null nor the record
+ * type). 1 done, 0 not the restricted form (a duplicate key), -1 a Python error */
+static int build_columns(Member *members, size_t m, Cache *c, Columns *cols, Py_ssize_t r, int hash,
+                         PyObject **body_out, PyObject **digest_out, int *odd) {
+    int same, rc;
+    size_t j;
+    rc = key_order(members, m, c, &same);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (rc == 0) return 0;
+    *odd = 0;
+    for (j = 0; j < m; j++) {
+        Member *mb = &members[j];
+        Slot *sl = &c->slots[j];
+        if (!(same || (j < c->count && sl->klen == mb->klen && memcmp(sl->key, mb->key, mb->klen) == 0))) {
+            PyObject *key = make_str(mb->key, mb->klen, mb->kascii), *column = NULL;
+            if (key == NULL) return -1;
+            int kind = key_kind(mb, key, cols, &column);
+            if (kind < 0) {
+                Py_DECREF(key);
+                return -1;
+            }
+            Py_XSETREF(sl->kobj, key);
+            sl->key = mb->key;
+            sl->klen = mb->klen;
+            sl->kind = kind;
+            sl->column = column;
+        }
+        switch (sl->kind) {
+        case K_COLUMN:
+            if (mb->vtype != V_NULL) { /* null: None, as a missing key */
+                PyObject *val = member_value(mb, sl, j < c->count), *old;
+                if (val == NULL) return -1;
+                old = PyList_GET_ITEM(sl->column, r);
+                PyList_SET_ITEM(sl->column, r, val);
+                Py_DECREF(old);
+            }
+            break;
+        case K_TYPE:
+            if (!(mb->vtype == V_NULL || (mb->vtype == V_STR && cols->rtype != NULL && mb->vlen == cols->rtlen &&
+                                          memcmp(mb->val, cols->rtype, mb->vlen) == 0)))
+                *odd = 1;
+            break;
+        case K_OTHER:
+            *odd = 1;
+            break;
+        default: /* K_ID: the pair's id (read_pair checked it) */
+            break;
+        }
+    }
+    for (j = m; j < c->count; j++) { /* the record before had more members */
+        Py_CLEAR(c->slots[j].kobj);
+        Py_CLEAR(c->slots[j].vobj);
+    }
+    c->count = m;
+    if (write_body(members, m, c->order, hash, body_out, digest_out) < 0) return -1;
+    return 1;
+}
+
+static PyObject *flat_columns(PyObject *self, PyObject *args) {
+    PyObject *pairs, *allowed, *rtype_obj, *items = NULL, *ids = NULL, *odd = NULL, *bodies = NULL,
+             *digests = NULL, *result = NULL;
+    Py_ssize_t limit, n, r, rtlen;
+    int hash;
+    Scratch sc = {NULL, 0};
+    Cache cache;
+    Columns cols;
+    memset(&cache, 0, sizeof(cache));
+    memset(&cols, 0, sizeof(cols));
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OnpO!U:flat_columns", &pairs, &limit, &hash, &PyFrozenSet_Type, &allowed,
+                          &rtype_obj))
+        return NULL;
+    cols.allowed = allowed;
+    cols.rtype = PyUnicode_AsUTF8AndSize(rtype_obj, &rtlen);
+    if (cols.rtype == NULL) { /* a lone surrogate: no record's "type" (strict UTF-8) equals it */
+        PyErr_Clear();
+        rtlen = 0;
+    }
+    cols.rtlen = (size_t)rtlen;
+    if (PyTuple_CheckExact(pairs)) {
+        items = Py_NewRef(pairs);
+    } else if (PyList_CheckExact(pairs)) {
+        items = PyList_AsTuple(pairs); /* a snapshot: nothing can change it under us */
+        if (items == NULL) return NULL;
+    } else {
+        Py_RETURN_NONE; /* another kind of sequence: the Python path reads it */
+    }
+    n = PyTuple_GET_SIZE(items);
+    cols.n = n;
+    cols.columns = PyDict_New();
+    ids = PyList_New(n);
+    odd = PyList_New(0);
+    bodies = PyList_New(n);
+    digests = hash ? PyList_New(n) : Py_NewRef(Py_None);
+    if (cols.columns == NULL || ids == NULL || odd == NULL || bodies == NULL || digests == NULL) goto done;
+    for (r = 0; r < n; r++) {
+        PyObject *pair = PyTuple_GET_ITEM(items, r), *body = NULL, *digest = NULL;
+        size_t m;
+        int rc = read_pair(pair, limit, &sc, &m), is_odd;
+        if (rc < 0) goto done;
+        if (rc == 0) goto common_not;
+        rc = build_columns(sc.members, m, &cache, &cols, r, hash, &body, &digest, &is_odd);
+        if (rc < 0) goto done;
+        if (rc == 0) goto common_not;
+        PyList_SET_ITEM(ids, r, Py_NewRef(PyTuple_GET_ITEM(pair, 0)));
+        PyList_SET_ITEM(bodies, r, body);
+        if (hash) PyList_SET_ITEM(digests, r, digest);
+        if (is_odd) {
+            PyObject *at = PyLong_FromSsize_t(r);
+            if (at == NULL) goto done;
+            rc = PyList_Append(odd, at);
+            Py_DECREF(at);
+            if (rc < 0) goto done;
+        }
+    }
+    if (PyDict_SetItemString(cols.columns, "id", ids) < 0) goto done;
+    result = PyTuple_Pack(4, cols.columns, odd, bodies, digests);
+    goto done;
+common_not:
+    result = Py_NewRef(Py_None);
+done:
+    cache_clear(&cache);
+    PyMem_Free(sc.members);
+    Py_XDECREF(items);
+    Py_XDECREF(cols.columns);
+    Py_XDECREF(ids);
+    Py_XDECREF(odd);
     Py_XDECREF(bodies);
     Py_XDECREF(digests);
     return result;
@@ -835,6 +1049,9 @@ static PyMethodDef methods[] = {
     {"flat_batch", flat_batch, METH_VARARGS,
      "flat_batch(pairs, limit, hash_bodies) -> (datas, bodies, digests or None), or None for any but the common "
      "batch"},
+    {"flat_columns", flat_columns, METH_VARARGS,
+     "flat_columns(pairs, limit, hash_bodies, allowed, record_type) -> (columns, odd, bodies, digests or None), "
+     "or None for any but the common batch"},
     {"blake2b_16", blake2b_16_py, METH_O, "blake2b_16(data) -> hashlib.blake2b(data, digest_size=16).digest()"},
     {"push_pairs", push_pairs, METH_O,
      "push_pairs(data) -> [(id, payload), ...] of an encoded shulian.v1.PushRequest, or None for anything unusual"},

@@ -27,8 +27,8 @@ try:  # the common batch's decoding, checks, bodies and digests in one C call (o
 except ImportError:  # not built: _prepare_flat does it in Python
     _fastprep = None  # type: ignore[assignment]
 
-__all__ = ["RecordOutcome", "PreparedBatch", "EncodedRecords", "prepare_records", "pack", "unpack", "Packed",
-           "STORED", "UNCHANGED", "REJECTED"]
+__all__ = ["RecordOutcome", "PreparedBatch", "EncodedRecords", "prepare_records", "prepare_packed", "pack", "unpack",
+           "Packed", "STORED", "UNCHANGED", "REJECTED"]
 
 STORED, UNCHANGED, REJECTED = "stored", "unchanged", "rejected"
 
@@ -287,6 +287,58 @@ def pack(prepared: PreparedBatch) -> Packed:
     good_at = None if len(prepared.good_at) == n else prepared.good_at
     return (prepared.dataset, n, rejections, prepared.good_ids(), prepared.bodies, good_at, prepared.warnings,
             prepared.digests)
+
+
+def _prepare_columns(validator: Validator, dataset_id: str, rtype: str,
+                     records: Sequence[tuple[str, bytes | str | Mapping[str, Any]]]) -> Packed | None:
+    """``pack(prepare_records(...))`` of the common batch without a dict per record; None for any other.
+
+    The batch :func:`_prepare_flat` takes with node._fastprep's ``flat_batch`` (the same pairs,
+    bodies and digests), read by ``flat_columns`` into columns that
+    :meth:`Validator.unclear_rows` checks. The records it names, and those the columns cannot
+    tell about (a key the type does not have, a "type" other than null or ``rtype``: ``odd``),
+    are decoded (``datas[i]`` is orjson's) and given to :meth:`Validator.unclear` as
+    :func:`_prepare_flat` gives them; every other record is clean, as ``unclear`` would say.
+    """
+    if _fastprep is None or validator.unclear_rows(rtype, {"id": ()}) is None:
+        return None  # no column check for this type (or engine): the general step
+    allowed = frozenset(validator.std.types[rtype].keys) - {"type", "@type"} | {"id"}
+    fast = _fastprep.flat_columns(records, MAX_RECORD_BYTES, True, allowed, rtype)
+    if fast is None:
+        return None
+    columns, odd, bodies, digests = fast
+    bad = validator.unclear_rows(rtype, columns)
+    if bad is None:
+        return None
+    n = len(bodies)
+    rejections: dict[int, RecordOutcome] = {}
+    warnings: dict[int, tuple[Violation, ...]] = {}
+    if bad or odd:
+        at = sorted(set(bad).union(odd)) if odd else bad
+        unclear = validator.unclear([_loads(records[i][1]) for i in at], rtype)  # type: ignore[arg-type]
+        if unclear is None:
+            return None
+        for j, report in unclear.items():  # in order, as _prepare_flat's
+            i = at[j]
+            if not report.valid:
+                rejections[i] = RecordOutcome(records[i][0], REJECTED, violations=report.violations,
+                                              error=report.error)
+            elif report.violations:
+                warnings[i] = report.violations
+    ids: list[str] = columns["id"]
+    if not rejections:
+        return dataset_id, n, rejections, ids, bodies, None, warnings, digests
+    good_at = [i for i in range(n) if i not in rejections]
+    return (dataset_id, n, rejections, [ids[i] for i in good_at], [bodies[i] for i in good_at], good_at, warnings,
+            None if digests is None else [digests[i] for i in good_at])
+
+
+def prepare_packed(validator: Validator, dataset_id: str, rtype: str,
+                   records: Sequence[tuple[str, bytes | str | Mapping[str, Any]]]) -> Packed:
+    """``pack(prepare_records(validator, dataset_id, rtype, records))``, the same for every input:
+    the common batch by columns (:func:`_prepare_columns`), any other the usual way."""
+    packed = _prepare_columns(validator, dataset_id, rtype, records)
+    return packed if packed is not None else pack(prepare_records(validator, dataset_id, rtype, records))
 
 
 def unpack(packed: Packed) -> PreparedBatch:

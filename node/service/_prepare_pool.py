@@ -4,7 +4,9 @@ CPython runs one thread of Python at a time. Storing a batch is mostly SQLite's 
 preparing the next one (decoding the JSON, checking ids, validating, encoding the
 canonical bodies) is all Python. :class:`PreparePool` runs the preparation of batch N+1
 in one helper process while this process stores batch N. The helper runs the very same
-:func:`node.service._batch.prepare_records` with a validator rebuilt from the same
+:func:`node.service._batch.prepare_records` (by columns for the common batch:
+:func:`node.service._batch.prepare_packed`, which answers what ``pack(prepare_records(...))``
+does, without a dict per record) with a validator rebuilt from the same
 standard and engine (its fingerprint is checked against this process's at start), so
 its verdicts and the bytes it hands back are those of preparing here.
 
@@ -31,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from node.service._batch import Packed, pack, prepare_records
+from node.service._batch import Packed, prepare_packed
 from node.validation import Validator
 
 __all__ = ["PreparePool", "Splitter"]
@@ -72,7 +74,7 @@ def _ready(warm: Splitter | None) -> int:
 def _prepare(dataset: str, record_type: str, data: bytes, split: Splitter) -> Packed:
     if _VALIDATOR is None:
         raise RuntimeError("the prepare helper was not initialised")
-    return pack(prepare_records(_VALIDATOR, dataset, record_type, split(data)))
+    return prepare_packed(_VALIDATOR, dataset, record_type, split(data))  # pack(prepare_records(...))
 
 
 # ---- in the node -----------------------------------------------------------------------

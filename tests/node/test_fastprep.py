@@ -154,7 +154,8 @@ _ids = st.one_of(_good_ids, _good_ids, _good_ids,
 def _common(rid: str, members: list[tuple[str, Any]], ensure_ascii: bool) -> bool:
     """Whether flat_batch must take the record (it may refuse nothing of this form)."""
     def plain(s: str) -> bool:
-        return not any(c in '"\\' or c < " " for c in s) and (not ensure_ascii or s.isascii())
+        # json.dumps(ensure_ascii=True) writes only " " to "~" as they are (it escapes DEL too)
+        return not any(c in '"\\' or c < " " for c in s) and (not ensure_ascii or all(c <= "~" for c in s))
 
     keys = [k for k, _ in members]
     values = dict(members)
@@ -691,6 +692,8 @@ def test_everything_works_without_the_c_module() -> None:
         "assert n._gb11643_digits_check('11010519490101001X') == n.gb11643_check_char('11010519490101001X')\n"
         "v = get_validator('fast')\n"
         "rec = {'id': 'q1', 'type': 'Person', 'identityNumber': '110105194901010013', 'name': 'x'}\n"
+        "pairs = [('q1', b'{\"id\":\"q1\",\"name\":\"x\"}'), ('q2', b'{\"id\":\"q2\"}')]\n"
+        "assert b.prepare_packed(v, 'd', 'Person', pairs) == b.pack(b.prepare_records(v, 'd', 'Person', pairs))\n"
         "print(v.fingerprint, v.validate(rec, 'Person').valid)\n"
         "d = records_pb2.PushRequest(records=[common_pb2.Record(id='a', payload=b'p')]).SerializeToString()\n"
         "assert p.push_records(d) == [('a', b'p')]\n"
