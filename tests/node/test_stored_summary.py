@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,3 +35,11 @@ def test_a_push_sized_batch() -> None:
             got = stored_summary(ids[:n], versions[:n], [True] * n)
             assert got == _expected(ids[:n], versions[:n], [True] * n, EVIDENCE_ID_LIMIT)  # type: ignore[arg-type]
             assert repr(got) == repr(_expected(ids[:n], versions[:n], [True] * n, EVIDENCE_ID_LIMIT))  # type: ignore[arg-type]
+
+
+def test_mismatched_lengths_fail_as_before() -> None:
+    for ids, versions, changed in ((["a", "b"], [1], [True, True]), (["a"], [1, 1], [True]), (["a"], [1], [])):
+        with pytest.raises(ValueError):
+            _expected(ids, versions, changed, EVIDENCE_ID_LIMIT)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            stored_summary(ids, versions, changed)
