@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import pytest
 from grpc_testkit import person
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import node.transport.grpc._push as push_mod
 from node._generated.shulian.v1 import common_pb2, records_pb2
 from node.service import StoredBatch
 from node.service._batch import PreparedBatch, prepare_records
@@ -26,11 +29,36 @@ from node.transport.grpc._push import (
 from node.validation import get_validator
 
 
+class _Store:
+    """A store's transaction(): counts the commits and which batches each held."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.commits: list[list[int]] = []
+        self.open: list[int] = []
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        except BaseException:
+            if self.depth == 1:
+                self.open = []
+            raise
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            self.commits.append(self.open)
+            self.open = []
+
+
 class _SlowCore:
     """The parts of NodeCore a Push stream uses; storing batch 1 takes a while."""
 
     def __init__(self) -> None:
         self.validator = get_validator("fast")
+        self.store = _Store()
         self.stored: list[int] = []
         self.storing = threading.Event()
         self.calls = 0
@@ -51,11 +79,14 @@ class _SlowCore:
             self.storing.set()
             time.sleep(0.5)
         self.stored.append(index)
+        self.store.open.append(index)
         ids = prepared.good_ids()
         return StoredBatch(prepared, ids, [1] * len(ids), [True] * len(ids), 0)
 
 
-def test_a_batch_being_stored_when_the_client_goes_away_is_stored_and_nothing_after_it() -> None:
+def test_a_batch_being_stored_when_the_client_goes_away_is_stored_and_nothing_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(push_mod, "GROUP_BATCHES", 1)  # one batch a commit (groups: see below)
     core = _SlowCore()
 
     async def run(fn: Any, *args: Any, **kw: Any) -> Any:
@@ -81,6 +112,78 @@ def test_a_batch_being_stored_when_the_client_goes_away_is_stored_and_nothing_af
         assert core.stored == [0, 1]
 
     asyncio.run(scenario())
+
+
+class _GroupCore(_SlowCore):
+    """Storing batch 0 takes a while (the next ones are prepared meanwhile); batch ``fail`` fails."""
+
+    def __init__(self, fail: int | None = None) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def store_batch(self, peer: str, prepared: PreparedBatch, **kw: Any) -> StoredBatch:
+        index = self.calls
+        if index == 0:
+            time.sleep(0.3)
+        if index == self.fail:
+            self.calls += 1
+            raise RuntimeError(f"batch {index} failed")
+        if index == 1:
+            self.calls += 1  # _SlowCore's pause is for batch 1: not here
+            self.stored.append(index)
+            self.store.open.append(index)
+            ids = prepared.good_ids()
+            return StoredBatch(prepared, ids, [1] * len(ids), [True] * len(ids), 0)
+        return super().store_batch(peer, prepared, **kw)
+
+
+def _stream_all(core: _SlowCore, batches: int) -> tuple[list[int], BaseException | None]:
+    """Push ``batches`` batches of 10; the batch numbers answered, and the error the stream ended with."""
+
+    async def run(fn: Any, *args: Any, **kw: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kw))
+
+    async def requests() -> AsyncIterator[records_pb2.PushRequest]:
+        for b in range(batches):
+            yield records_pb2.PushRequest(dataset="inbox" if b == 0 else "", records=[
+                common_pb2.Record(id=p["id"], payload=json.dumps(p).encode())
+                for p in (person(b * 10 + i) for i in range(10))])
+
+    async def scenario() -> tuple[list[int], BaseException | None]:
+        answered: list[int] = []
+        try:
+            async for answer in PushStream(core, run, lambda: None).responses(  # type: ignore[arg-type]
+                    requests(), "peer", "rid"):
+                message = records_pb2.PushResponse.FromString(answer) if isinstance(answer, bytes) else answer
+                answered.append(message.batch)
+        except Exception as exc:  # noqa: BLE001 - the stream's error is what the test looks at
+            return answered, exc
+        return answered, None
+
+    return asyncio.run(scenario())
+
+
+def test_batches_prepared_while_one_is_stored_commit_together_and_are_answered_in_order() -> None:
+    core = _GroupCore()
+    answered, error = _stream_all(core, 3)
+    assert error is None and answered == [0, 1, 2]
+    # storing batch 0 takes a while: the batches prepared meanwhile join a commit (which, depends on
+    # when each was ready), every batch once, in order
+    assert sum(core.store.commits, []) == [0, 1, 2] and len(core.store.commits) < 3
+
+
+def test_a_failing_batch_in_a_group_ends_the_stream_after_the_ones_before_it() -> None:
+    core = _GroupCore(fail=2)
+    answered, error = _stream_all(core, 4)
+    assert answered == [0, 1] and isinstance(error, RuntimeError) and "batch 2 failed" in str(error)
+    assert sum(core.store.commits, []) == [0, 1]  # 0 and 1 committed (and answered); 2 not, 3 never stored
+
+
+def test_a_group_whose_first_batch_fails_stores_nothing_of_it() -> None:
+    core = _GroupCore(fail=1)
+    answered, error = _stream_all(core, 3)
+    assert answered == [0] and isinstance(error, RuntimeError) and "batch 1 failed" in str(error)
+    assert sum(core.store.commits, []) == [0]
 
 
 @settings(max_examples=300, deadline=None)

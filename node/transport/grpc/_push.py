@@ -39,9 +39,13 @@ MAX_PUSH_RECORDS = 5000
 #: batches of at least this many records are prepared in the prepare helper process (once it is up)
 POOL_MIN_RECORDS = 64
 #: batches of a stream prepared ahead of the one being stored (the helper always has the next one in hand)
-PREPARE_AHEAD = 2
+PREPARE_AHEAD = 4
 #: answers stored and waiting to be sent (storing goes on while an answer is being written)
 ANSWERS_AHEAD = 2
+#: group commit: batches already prepared when one is stored join its transaction (one commit, one
+#: fsync for all), up to this many batches and records
+GROUP_BATCHES = 4
+GROUP_RECORDS = 4000
 
 
 @dataclass
@@ -200,10 +204,19 @@ class PushStream:
                          answers: asyncio.Queue[records_pb2.PushResponse | bytes | BaseException | None],
                          peer: str, rid: str, counts: _Counts) -> None:
         """Store the prepared batches in order and queue their answers; then None, or the error that
-        ends the stream. Cancelled, it lets a store under way finish (the batch is durable)."""
+        ends the stream. Cancelled, it lets a store under way finish (the batch is durable).
+
+        Group commit: the batches that are already prepared when one is stored (up to
+        :data:`GROUP_BATCHES` and :data:`GROUP_RECORDS`) are stored in the same transaction,
+        each as before (its own records, evidence entry and answer), and committed once: one
+        fsync for the group. Their answers are queued after that commit, in order.
+        """
         loop = asyncio.get_running_loop()
+        pending: asyncio.Future[PreparedBatch] | BaseException | None = None
+        taken = False  # pending holds an item taken from the queue
         while True:
-            item = await queue.get()
+            item = pending if taken else await queue.get()
+            pending, taken = None, False
             if item is None or isinstance(item, BaseException):
                 await answers.put(item)
                 return
@@ -217,9 +230,20 @@ class PushStream:
             if not counts.batches:
                 counts.dataset = prepared.dataset
                 set_log_fields(dataset=prepared.dataset)  # (the reader's log fields are its own)
-            storing = asyncio.ensure_future(self.run(self._commit, peer, prepared, counts.batches, rid, loop))
+            group = [prepared]
+            size = len(prepared.outcomes)
+            while len(group) < GROUP_BATCHES and size < GROUP_RECORDS and not queue.empty():
+                following = queue.get_nowait()
+                if isinstance(following, asyncio.Future) and following.done() and not following.cancelled() \
+                        and following.exception() is None:
+                    group.append(following.result())
+                    size += len(group[-1].outcomes)
+                else:  # not ready (or the end, or an error): the next round takes it as it is
+                    pending, taken = following, True
+                    break
+            storing = asyncio.ensure_future(self.run(self._commit_group, peer, group, counts.batches, rid, loop))
             try:
-                response, accepted, rejected = await asyncio.shield(storing)
+                results, failed = await asyncio.shield(storing)
             except asyncio.CancelledError:
                 if not storing.done():
                     await asyncio.wait([storing])  # committed all the same: wait for it, then stop
@@ -229,10 +253,14 @@ class PushStream:
             except Exception as exc:  # noqa: BLE001 - a store that failed ends the stream here
                 await answers.put(exc)
                 return
-            counts.batches += 1
-            counts.accepted += accepted
-            counts.rejected += rejected
-            await answers.put(response)
+            for response, accepted, rejected in results:
+                counts.batches += 1
+                counts.accepted += accepted
+                counts.rejected += rejected
+                await answers.put(response)
+            if failed is not None:  # a later batch of the group failed: the ones before it are stored
+                await answers.put(failed)
+                return
 
     async def _read(self, requests: AsyncIterator[Any], peer: str, rid: str,
                     queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None]) -> None:
@@ -293,13 +321,33 @@ class PushStream:
     def _prepare(self, dataset: str, record_type: str, req: records_pb2.PushRequest) -> PreparedBatch:
         return self.core.prepare(dataset, push_pairs(req), record_type=record_type)
 
-    def _commit(self, peer: str, prepared: PreparedBatch, index: int, rid: str,
-                loop: asyncio.AbstractEventLoop) -> tuple[records_pb2.PushResponse | bytes, int, int]:
-        """Store a batch (durable on return) and build its answer (in the executor): (the answer,
-        accepted, rejected)."""
+    def _commit_group(self, peer: str, group: Sequence[PreparedBatch], index: int, rid: str,
+                      loop: asyncio.AbstractEventLoop
+                      ) -> tuple[list[tuple[records_pb2.PushResponse | bytes, int, int]], Exception | None]:
+        """Store batches ``index``, ``index + 1`` ... in one transaction (durable on return) and build
+        their answers (in the executor): ([(the answer, accepted, rejected) ...], None), or, when a
+        batch after the first fails, the answers of those before it (stored) and its error. The
+        first one failing raises, nothing stored."""
+        results: list[tuple[records_pb2.PushResponse | bytes, int, int]] = []
+        failed: Exception | None = None
+        with self.core.store.transaction():
+            for k, prepared in enumerate(group):
+                try:  # each batch in a savepoint of its own (store_batch's nested transaction)
+                    results.append(self._commit(peer, prepared, index + k, rid))
+                except Exception as exc:  # noqa: BLE001 - answered after the batches before it
+                    if not results:
+                        raise
+                    failed = exc
+                    break
+        if any(accepted for _r, accepted, _j in results):
+            loop.call_soon_threadsafe(self.notify)  # after the commit: followers find the new records
+        return results, failed
+
+    def _commit(self, peer: str, prepared: PreparedBatch, index: int, rid: str
+                ) -> tuple[records_pb2.PushResponse | bytes, int, int]:
+        """Store a batch and build its answer (in the executor, in :meth:`_commit_group`'s
+        transaction): (the answer, accepted, rejected)."""
         stored = self.core.store_batch(peer, prepared, via="grpc.push", request_id=rid)
-        if stored.accepted:
-            loop.call_soon_threadsafe(self.notify)
         if not stored.rejected and not prepared.warnings:  # the common case: one plain result per record
             return push_response_bytes(index, stored.ids, stored.versions, stored.changed), stored.accepted, 0
         status = records_pb2.RecordResult
