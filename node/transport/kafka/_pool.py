@@ -61,37 +61,20 @@ _new = tuple.__new__  # a NamedTuple from its fields, without its Python-level _
 
 
 def pack_outcomes(outcomes: Sequence[Accepted | Rejected]) -> Packed:
-    at: list[int] = []
-    subjects: list[str] = []
-    versions: list[int] = []
-    deleted: list[bool] = []
-    checked: list[bool] = []
-    bodies: list[bytes | None] = []
-    digests: list[bytes] = []
-    locals_: list[str] = []
-    types: list[str | None] = []
-    providers: list[str] = []
-    datasets: list[str] = []
+    # column by column (a comprehension each): cheaper than appending to eleven lists per message
+    acc = [o for o in outcomes if isinstance(o, Accepted)]
     rejections: list[tuple[int, bytes]] = []
-    for i, o in enumerate(outcomes):
-        if isinstance(o, Accepted):
-            env = o.env
-            at.append(i)
-            subjects.append(env.subject)
-            versions.append(env.version)
-            deleted.append(env.type == TYPE_DELETED)
-            checked.append(o.checked)
-            bodies.append(o.body)
-            digests.append(o.digest)
-            locals_.append(o.local_dataset)
-            types.append(o.record_type)
-            providers.append(env.provider)
-            datasets.append(env.dataset)
-        else:
-            rejections.append((i, pickle.dumps((o.code, o.detail, o.violations, o.provider, o.dataset),
-                                               protocol=pickle.HIGHEST_PROTOCOL)))
-    return (at, subjects, versions, deleted, checked, bodies, digests, locals_, types, providers, datasets,
-            rejections)
+    if len(acc) == len(outcomes):
+        at = list(range(len(outcomes)))
+    else:
+        at = [i for i, o in enumerate(outcomes) if isinstance(o, Accepted)]
+        rejections = [(i, pickle.dumps((o.code, o.detail, o.violations, o.provider, o.dataset),
+                                       protocol=pickle.HIGHEST_PROTOCOL))
+                      for i, o in enumerate(outcomes) if isinstance(o, Rejected)]
+    envs = [a.env for a in acc]
+    return (at, [e.subject for e in envs], [e.version for e in envs], [e.type == TYPE_DELETED for e in envs],
+            [a.checked for a in acc], [a.body for a in acc], [a.digest for a in acc], [a.local_dataset for a in acc],
+            [a.record_type for a in acc], [e.provider for e in envs], [e.dataset for e in envs], rejections)
 
 
 def unpack_outcomes(msgs: Sequence[tuple[Any, ...]], packed: Packed) -> CheckedBatch:
@@ -159,7 +142,7 @@ class _Helper:
         return self.directory
 
     def check(self, msgs: list[tuple[Any, ...]]) -> Packed:
-        return pack_outcomes(self.checker.check_many([_new(Incoming, m) for m in msgs]))
+        return pack_outcomes(self.checker.check_batch([_new(Incoming, m) for m in msgs]))
 
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:

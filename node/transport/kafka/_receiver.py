@@ -51,7 +51,12 @@ from node.transport.kafka._envelope import (
 )
 from node.transport.kafka._inbox import known_versions, remember_versions
 from node.transport.kafka._topics import consumer_topic, shared_topic
-from node.validation import Validator, Violation, decode_flat, decode_record
+from node.validation import MAX_RECORD_BYTES, Validator, Violation, decode_flat, decode_record
+
+try:  # a batch's decoding, bodies and digests in one C call (optional: setup.py)
+    from node import _fastprep
+except ImportError:  # not built: each record is decoded, validated and encoded by itself
+    _fastprep = None  # type: ignore[assignment]
 
 __all__ = [
     "Incoming",
@@ -228,6 +233,7 @@ class Checker:
         self._dir_seen: FederationDirectory | None = None
         self._locals: dict[tuple[str, str], str] = {}
         self._clean = validator.clean
+        self._allowed: dict[str, frozenset[str] | None] = {}
         self.topic_map: dict[str, tuple[Subscription, bool]] = {}
         for sub in subscriptions:
             self.topic_map[shared_topic(sub.provider, sub.dataset)] = (sub, False)
@@ -271,6 +277,91 @@ class Checker:
         check = self._check_one
         return [check(msg) for msg in msgs]
 
+    def check_batch(self, msgs: Sequence[Incoming]) -> list[Accepted | Rejected]:
+        """:meth:`check_many`'s outcomes, except that an accepted record checked with the batch
+        (its ``body`` and ``digest`` given) has ``record`` None: for storing, which needs only those.
+
+        The values of the upserts that pass steps 1-5, unmasked and of a record type the validator
+        checks by columns, are decoded, encoded and hashed together by node._fastprep.flat_columns
+        and validated by :meth:`Validator.unclear_rows`; a record whose verdict that does not tell
+        (and every value when flat_columns declines the batch) takes :meth:`_finish`, as in
+        check_many. A record clean by columns is what _finish accepts: validated whole, with
+        flat_columns' body and digest, which are _encode's and content_hash's (see
+        node/_fastprep.c and tests/kafka/test_check_batch.py).
+        """
+        self.refresh_directory()
+        out: list[Accepted | Rejected | None] = []
+        groups: dict[str, list[tuple[int, Incoming, Envelope, str, bytes]]] = {}
+        for msg in msgs:
+            env: Envelope | None = None
+            try:
+                route = self.topic_map.get(msg.topic)
+                if route is None:
+                    raise _Reject("UNEXPECTED_PROVIDER", f"topic {msg.topic} is not one of this node's subscriptions")
+                try:
+                    env, leaf = read_envelope(msg.key, msg.value, msg.headers)
+                except EnvelopeError as exc:
+                    raise _Reject(exc.code, exc.message) from exc
+                opened = self._open(msg, env, leaf, route)
+                if isinstance(opened, Accepted):
+                    out.append(opened)
+                    continue
+                record_type = env.record_type
+                if env.masked or record_type is None or self._columns(record_type) is None:
+                    out.append(self._finish(msg, env, *opened))
+                    continue
+                group = groups.get(record_type)
+                if group is None:
+                    group = groups[record_type] = []
+                group.append((len(out), msg, env, *opened))
+                out.append(None)  # decided with its group
+            except _Reject as rej:
+                out.append(Rejected(msg, rej.code, rej.detail, rej.violations,
+                                    provider=env.provider if env else None, dataset=env.dataset if env else None))
+        for record_type, group in groups.items():
+            self._finish_group(record_type, group, out)
+        return out  # type: ignore[return-value]  # every None was decided by its group
+
+    def _columns(self, record_type: str) -> frozenset[str] | None:
+        """The keys flat_columns may put in columns for ``record_type``; None: no column check for it."""
+        try:
+            return self._allowed[record_type]
+        except KeyError:
+            pass
+        allowed = None
+        if _fastprep is not None and self.validator.unclear_rows(record_type, {"id": ()}) is not None:
+            allowed = frozenset(self.validator.std.types[record_type].keys) - {"type", "@type"} | {"id"}
+        if len(self._allowed) < 64:  # record types come from the network
+            self._allowed[record_type] = allowed
+        return allowed
+
+    def _finish_group(self, record_type: str, group: list[tuple[int, Incoming, Envelope, str, bytes]],
+                      out: list[Accepted | Rejected | None]) -> None:
+        """Decide the upserts of one record type that passed steps 1-5 (see :meth:`check_batch`)."""
+        allowed = self._columns(record_type)
+        fast = None
+        if allowed is not None and _fastprep is not None:
+            fast = _fastprep.flat_columns([(env.subject, data) for _i, _m, env, _l, data in group], MAX_RECORD_BYTES,
+                                          True, allowed, record_type)
+        columns, odd, bodies, digests = fast if fast is not None else ({}, [], [], None)
+        bad = self.validator.unclear_rows(record_type, columns) if fast is not None else None
+        if bad is None or digests is None:
+            for i, msg, env, local, data in group:
+                out[i] = self._finish_one(msg, env, local, data)
+            return
+        unclear = set(bad).union(odd)
+        for k, (i, msg, env, local, data) in enumerate(group):
+            if k in unclear:
+                out[i] = self._finish_one(msg, env, local, data)
+            else:  # clean by columns: what _finish accepts, without the record
+                out[i] = _new_accepted(Accepted, (msg, env, None, local, record_type, True, bodies[k], digests[k]))
+
+    def _finish_one(self, msg: Incoming, env: Envelope, local: str, data: bytes) -> Accepted | Rejected:
+        try:
+            return self._finish(msg, env, local, data)
+        except _Reject as rej:
+            return Rejected(msg, rej.code, rej.detail, rej.violations, provider=env.provider, dataset=env.dataset)
+
     def _check_one(self, msg: Incoming) -> Accepted | Rejected:
         env: Envelope | None = None
         try:
@@ -287,6 +378,14 @@ class Checker:
                             provider=env.provider if env else None, dataset=env.dataset if env else None)
 
     def _check(self, msg: Incoming, env: Envelope, leaf: bytes, route: tuple[Subscription, bool]) -> Accepted:
+        opened = self._open(msg, env, leaf, route)
+        if isinstance(opened, Accepted):
+            return opened
+        return self._finish(msg, env, *opened)
+
+    def _open(self, msg: Incoming, env: Envelope, leaf: bytes,
+              route: tuple[Subscription, bool]) -> Accepted | tuple[str, bytes]:
+        """Steps 3-5: the Accepted deletion, or (the local dataset, the value, decrypted) for :meth:`_finish`."""
         sub, private = route
         provider, dataset, subject, encryption = env.provider, env.dataset, env.subject, env.encryption
         if provider != sub.provider:
@@ -333,6 +432,11 @@ class Checker:
                 data = self._opener.open(env.epk, data, env.id.encode("utf-8"))
             except DecryptionError as exc:
                 raise _Reject("DECRYPTION_FAILED", str(exc)) from exc
+        return local, data
+
+    def _finish(self, msg: Incoming, env: Envelope, local: str, data: bytes) -> Accepted:
+        """Steps 6-7 of an upsert's value, and its canonical JSON and digest."""
+        subject = env.subject
         record = decode_flat(data)  # the common record, else decode_record (the same result or its error)
         if record is None:
             try:
