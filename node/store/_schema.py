@@ -167,15 +167,27 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: SELECTs per compound SELECT in a view (SQLite allows 500 by default: larger unions are nested)
+_UNION_ARMS = 200
+
+
+def _union_all(selects: list[str]) -> str:
+    """``a UNION ALL b ...``, nested in groups of :data:`_UNION_ARMS` (for any number of datasets)."""
+    while len(selects) > _UNION_ARMS:
+        selects = [f"SELECT * FROM ({' UNION ALL '.join(selects[i:i + _UNION_ARMS])})"
+                   for i in range(0, len(selects), _UNION_ARMS)]
+    return " UNION ALL ".join(selects)
+
+
 def views_ddl(datasets: list[tuple[str, int]]) -> tuple[str, ...]:
     """The ``records`` and ``changes`` views over the datasets' tables ((id, num) pairs)."""
     if datasets:
-        records = " UNION ALL ".join(
+        records = _union_all([
             f"SELECT {_quote(d)} AS dataset, id, version, hash, body, deleted, modified_us, seq, checked "
-            f"FROM {records_table(n)}" for d, n in datasets)
-        changes = " UNION ALL ".join(
+            f"FROM {records_table(n)}" for d, n in datasets])
+        changes = _union_all([
             f"SELECT seq, {_quote(d)} AS dataset, record_id, version, op, at_us FROM {changes_table(n)}"
-            for d, n in datasets)
+            for d, n in datasets])
     else:
         records = ("SELECT NULL AS dataset, NULL AS id, NULL AS version, NULL AS hash, NULL AS body, "
                    "NULL AS deleted, NULL AS modified_us, NULL AS seq, NULL AS checked WHERE 0")

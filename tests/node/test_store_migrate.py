@@ -159,3 +159,20 @@ def test_each_dataset_writes_its_own_tables(tmp_path: Path) -> None:
         assert [(c.seq, c.dataset) for c in store.changes(0)] == [(1, "a"), (2, "a"), (3, "a"), (4, "b")]
         assert [(c.seq, c.dataset) for c in store.changes(1, limit=2)] == [(2, "a"), (3, "a")]
         assert store.record_stats("a")[0] == 3
+
+
+def test_the_views_nest_their_unions_for_many_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import node.store._schema as schema
+
+    monkeypatch.setattr(schema, "_UNION_ARMS", 3)  # SQLite allows 500 arms a compound SELECT: nested beyond
+    with Store(tmp_path / "s.db", durability="normal") as store:
+        for i in range(11):
+            store.ensure_dataset(f"d{i:02d}", "Person")
+            store.upsert(f"d{i:02d}", "r", {"id": "r", "i": i})
+        with store.reader() as conn:
+            assert conn.execute("SELECT dataset FROM records ORDER BY dataset").fetchall() == [
+                (f"d{i:02d}",) for i in range(11)]
+            assert conn.execute("SELECT seq, dataset FROM changes ORDER BY seq").fetchall() == [
+                (i + 1, f"d{i:02d}") for i in range(11)]
+            assert "SELECT * FROM (" in conn.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'records'").fetchone()[0]
