@@ -19,8 +19,9 @@ import concurrent.futures
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from types import TracebackType
 from typing import Any, Self
 
@@ -108,11 +109,58 @@ def _current(source: Any) -> Any:
 _new: Any = tuple.__new__  # Incoming(...) without its Python-level __new__
 
 
+_SAMPLE = 16  # a header column whose first values all differ is taken to differ throughout (ids, proofs)
+
+
 def _plain_messages(data: dict[Any, list[Any]]) -> list[tuple[Any, ...]]:
     """The consumed messages as plain tuples (the fields of Incoming), so the consumer's records are
     let go at once and the collector stops tracking them. A header (name, value) pair that several
     messages carry is one object: a publisher's messages share most of their headers, and the check
-    helper is sent each shared pair once (marshal writes a reference to an object it has written)."""
+    helper is sent each shared pair once (marshal writes a reference to an object it has written).
+
+    A partition's messages are taken header column by header column (a publisher sends its headers
+    in one order): a column of equal pairs becomes one pair, a column whose first pairs repeat is shared
+    through a dict, one whose first pairs differ (ids, proofs) is left as it is; each message's headers
+    are then equal to its own (tests/kafka/test_consume_fast_paths.py).
+    Messages of differing header counts take :func:`_plain_messages_general` (as does anything odd).
+    """
+    out: list[tuple[Any, ...]] = []
+    try:
+        for tp, batch in data.items():
+            n = len(batch)
+            if not n:
+                continue
+            headers = [m.headers for m in batch]
+            width = len(headers[0])
+            if not width or set(map(len, headers)) != {width}:
+                return _plain_messages_general(data)
+            topic, partition = tp.topic, tp.partition
+            out += [(topic, partition, m.offset, m.key, m.value, h)
+                    for m, h in zip(batch, _shared_headers(headers, n), strict=True)]
+    except (TypeError, AttributeError):  # not records with sequences of hashable pairs: as the general path says
+        return _plain_messages_general(data)
+    return out
+
+
+def _shared_headers(headers: list[Any], n: int) -> Iterator[tuple[Any, ...]]:
+    """The headers (``n`` sequences of one length) as tuples, equal pairs of a column made one object."""
+    columns: list[Iterable[Any]] = list(zip(*headers, strict=True))
+    shared: dict[Any, Any] = {}
+    one = shared.setdefault
+    for k, column in enumerate(columns):
+        col: tuple[Any, ...] = column  # type: ignore[assignment]
+        first = col[0]
+        if col[-1] == first and col.count(first) == n:
+            columns[k] = repeat(first, n)
+        else:
+            sample = col[:_SAMPLE]
+            if len(set(sample)) < len(sample):
+                columns[k] = map(one, col, col)
+    return zip(*columns, strict=True)
+
+
+def _plain_messages_general(data: dict[Any, list[Any]]) -> list[tuple[Any, ...]]:
+    """:func:`_plain_messages` message by message (every header pair shared through one dict)."""
     shared: dict[tuple[str, bytes | None], tuple[str, bytes | None]] = {}
     one = shared.setdefault
     try:
