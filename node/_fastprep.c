@@ -624,6 +624,14 @@ static int read_pair(PyObject *pair, Py_ssize_t limit, Scratch *sc, size_t *coun
     return 1;
 }
 
+/* the pairs as a tuple (a new reference: a list is copied, a snapshot nothing can change under us),
+   Py_None (a new reference) for any other kind of sequence, NULL with an exception on failure */
+static PyObject *pairs_tuple(PyObject *pairs) {
+    if (PyTuple_CheckExact(pairs)) return Py_NewRef(pairs);
+    if (PyList_CheckExact(pairs)) return PyList_AsTuple(pairs);
+    return Py_NewRef(Py_None);
+}
+
 static PyObject *flat_batch(PyObject *self, PyObject *args) {
     PyObject *pairs, *items = NULL, *datas = NULL, *bodies = NULL, *digests = NULL, *result = NULL;
     Py_ssize_t limit, n, r;
@@ -633,14 +641,9 @@ static PyObject *flat_batch(PyObject *self, PyObject *args) {
     memset(&cache, 0, sizeof(cache));
     (void)self;
     if (!PyArg_ParseTuple(args, "Onp:flat_batch", &pairs, &limit, &hash)) return NULL;
-    if (PyTuple_CheckExact(pairs)) {
-        items = Py_NewRef(pairs);
-    } else if (PyList_CheckExact(pairs)) {
-        items = PyList_AsTuple(pairs); /* a snapshot: nothing can change it under us */
-        if (items == NULL) return NULL;
-    } else {
-        Py_RETURN_NONE; /* another kind of sequence: the Python path reads it */
-    }
+    items = pairs_tuple(pairs);
+    if (items == NULL) return NULL;
+    if (items == Py_None) return items; /* another kind of sequence: the Python path reads it */
     n = PyTuple_GET_SIZE(items);
     datas = PyList_New(n);
     bodies = PyList_New(n);
@@ -791,14 +794,9 @@ static PyObject *flat_columns(PyObject *self, PyObject *args) {
         rtlen = 0;
     }
     cols.rtlen = (size_t)rtlen;
-    if (PyTuple_CheckExact(pairs)) {
-        items = Py_NewRef(pairs);
-    } else if (PyList_CheckExact(pairs)) {
-        items = PyList_AsTuple(pairs); /* a snapshot: nothing can change it under us */
-        if (items == NULL) return NULL;
-    } else {
-        Py_RETURN_NONE; /* another kind of sequence: the Python path reads it */
-    }
+    items = pairs_tuple(pairs);
+    if (items == NULL) return NULL;
+    if (items == Py_None) return items; /* another kind of sequence: the Python path reads it */
     n = PyTuple_GET_SIZE(items);
     cols.n = n;
     cols.columns = PyDict_New();

@@ -295,13 +295,8 @@ class Checker:
         for msg in msgs:
             env: Envelope | None = None
             try:
-                route = self.topic_map.get(msg.topic)
-                if route is None:
-                    raise _Reject("UNEXPECTED_PROVIDER", f"topic {msg.topic} is not one of this node's subscriptions")
-                try:
-                    env, leaf = read_envelope(msg.key, msg.value, msg.headers)
-                except EnvelopeError as exc:
-                    raise _Reject(exc.code, exc.message) from exc
+                route = self._route(msg)
+                env, leaf = self._envelope(msg)
                 opened = self._open(msg, env, leaf, route)
                 if isinstance(opened, Accepted):
                     out.append(opened)
@@ -362,16 +357,26 @@ class Checker:
         except _Reject as rej:
             return Rejected(msg, rej.code, rej.detail, rej.violations, provider=env.provider, dataset=env.dataset)
 
+    def _route(self, msg: Incoming) -> tuple[Subscription, bool]:
+        """Step 1: the subscription of the message's topic."""
+        route = self.topic_map.get(msg.topic)
+        if route is None:
+            raise _Reject("UNEXPECTED_PROVIDER", f"topic {msg.topic} is not one of this node's subscriptions")
+        return route
+
+    @staticmethod
+    def _envelope(msg: Incoming) -> tuple[Envelope, bytes]:
+        """Step 2: the envelope and the message's leaf hash."""
+        try:
+            return read_envelope(msg.key, msg.value, msg.headers)
+        except EnvelopeError as exc:
+            raise _Reject(exc.code, exc.message) from exc
+
     def _check_one(self, msg: Incoming) -> Accepted | Rejected:
         env: Envelope | None = None
         try:
-            route = self.topic_map.get(msg.topic)
-            if route is None:
-                raise _Reject("UNEXPECTED_PROVIDER", f"topic {msg.topic} is not one of this node's subscriptions")
-            try:
-                env, leaf = read_envelope(msg.key, msg.value, msg.headers)
-            except EnvelopeError as exc:
-                raise _Reject(exc.code, exc.message) from exc
+            route = self._route(msg)
+            env, leaf = self._envelope(msg)
             return self._check(msg, env, leaf, route)
         except _Reject as rej:
             return Rejected(msg, rej.code, rej.detail, rej.violations,
