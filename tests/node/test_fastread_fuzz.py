@@ -598,15 +598,18 @@ def test_a_damaged_store_fails_as_on_the_python_path(tmp_path: Path) -> None:
         store.ensure_dataset("d", "Person")
         store.upsert_many("d", [(f"r{i:05d}", _body(f"r{i:05d}", 1)) for i in range(3000)], checked=FP)
         store.checkpoint()
+        table = records_table(store.dataset_num("d") or 0)
     with closing(sqlite3.connect(path)) as conn:
-        pages = [p for (p,) in conn.execute(
-            "SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf' ORDER BY pageno")] if _dbstat(
-            conn) else []
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    if not pages:
-        pytest.skip("SQLite has no dbstat table here")
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        if _dbstat(conn):
+            pages = [p for (p,) in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", (table,))]
+            leaf = pages[len(pages) // 2]
+        else:  # an SQLite without dbstat: down the B-tree from its root, by the middle child
+            leaf = _middle_leaf(path, root, page_size)
     with open(path, "r+b") as f:  # scribble over a leaf page of the records in the middle of the walk
-        f.seek((pages[len(pages) // 2] - 1) * page_size)
+        f.seek((leaf - 1) * page_size)
         f.write(b"\x0d" + b"\xff" * (page_size - 1))
     with Store(path, durability="normal") as store:
         decision = decision_of(None, (), ())
@@ -614,6 +617,22 @@ def test_a_damaged_store_fails_as_on_the_python_path(tmp_path: Path) -> None:
         fast = c_path(store, decision, 50)
     assert python[1] is not None and python[1][0] == IntegrityError.__name__
     assert fast == python
+
+
+def _middle_leaf(path: Path, root: int, page_size: int) -> int:
+    """A leaf page of the B-tree rooted at page ``root`` (not page 1), reached by taking the middle
+    child of each interior page (the file format: https://www.sqlite.org/fileformat2.html)."""
+    data = path.read_bytes()
+    page = root
+    while True:
+        head = (page - 1) * page_size
+        kind = data[head]
+        if kind in (0x0A, 0x0D):  # index or table leaf
+            return page
+        assert kind in (0x02, 0x05), f"page {page} is not a B-tree page ({kind:#x})"
+        cells = int.from_bytes(data[head + 3:head + 5], "big")
+        cell = int.from_bytes(data[head + 12 + 2 * (cells // 2):head + 14 + 2 * (cells // 2)], "big")
+        page = int.from_bytes(data[head + cell:head + cell + 4], "big")  # the cell's left child
 
 
 def _dbstat(conn: sqlite3.Connection) -> bool:
