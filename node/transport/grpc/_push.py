@@ -12,6 +12,7 @@ The prepare helper process loads this module for :func:`push_records`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import BrokenExecutor
@@ -46,6 +47,28 @@ ANSWERS_AHEAD = 2
 #: fsync for all), up to this many batches and records
 GROUP_BATCHES = 4
 GROUP_RECORDS = 4000
+#: the encoded size of the requests a stream holds read ahead and not yet stored, at most (one request is
+#: always let through): with 64 MB messages allowed, PREPARE_AHEAD alone would let a stream hold gigabytes
+PREPARE_BYTES = 64 << 20
+
+
+class _Budget:
+    """The bytes a Push stream holds read ahead (its reader takes, its storer gives back)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        while self.used and self.used + size > self.limit:  # one request is always let through
+            self._freed.clear()
+            await self._freed.wait()
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+        self._freed.set()
 
 
 @dataclass
@@ -166,9 +189,10 @@ class PushStream:
         """
         queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None] = asyncio.Queue(PREPARE_AHEAD)
         answers: asyncio.Queue[records_pb2.PushResponse | bytes | BaseException | None] = asyncio.Queue(ANSWERS_AHEAD)
-        reader = asyncio.ensure_future(self._read(requests, peer, rid, queue))
+        budget, sizes = _Budget(PREPARE_BYTES), collections.deque[int]()  # sizes: of the batches queued, in order
+        reader = asyncio.ensure_future(self._read(requests, peer, rid, queue, budget, sizes))
         counts = _Counts()
-        storer = asyncio.ensure_future(self._store_all(queue, answers, peer, rid, counts))
+        storer = asyncio.ensure_future(self._store_all(queue, answers, peer, rid, counts, budget, sizes))
         refused: BaseException | None = None
         try:
             while True:
@@ -202,7 +226,8 @@ class PushStream:
 
     async def _store_all(self, queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None],
                          answers: asyncio.Queue[records_pb2.PushResponse | bytes | BaseException | None],
-                         peer: str, rid: str, counts: _Counts) -> None:
+                         peer: str, rid: str, counts: _Counts, budget: _Budget, sizes: collections.deque[int]
+                         ) -> None:
         """Store the prepared batches in order and queue their answers; then None, or the error that
         ends the stream. Cancelled, it lets a store under way finish (the batch is durable).
 
@@ -220,6 +245,7 @@ class PushStream:
             if item is None or isinstance(item, BaseException):
                 await answers.put(item)
                 return
+            held = sizes.popleft()  # the request's size: given back once its batch is stored
             try:
                 prepared = await item
             except asyncio.CancelledError:
@@ -238,6 +264,7 @@ class PushStream:
                         and following.exception() is None:
                     group.append(following.result())
                     size += len(group[-1].outcomes)
+                    held += sizes.popleft()
                 else:  # not ready (or the end, or an error): the next round takes it as it is
                     pending, taken = following, True
                     break
@@ -253,6 +280,7 @@ class PushStream:
             except Exception as exc:  # noqa: BLE001 - a store that failed ends the stream here
                 await answers.put(exc)
                 return
+            budget.give(held)
             for response, accepted, rejected in results:
                 counts.batches += 1
                 counts.accepted += accepted
@@ -263,7 +291,8 @@ class PushStream:
                 return
 
     async def _read(self, requests: AsyncIterator[Any], peer: str, rid: str,
-                    queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None]) -> None:
+                    queue: asyncio.Queue[asyncio.Future[PreparedBatch] | BaseException | None],
+                    budget: _Budget, sizes: collections.deque[int]) -> None:
         """Check each request and start preparing its batch; then None (the end), or the error that
         ends the stream (a bad request, or the client's stream failing)."""
         dataset: str | None = None
@@ -290,7 +319,10 @@ class PushStream:
                 if len(req.records) > MAX_PUSH_RECORDS:
                     raise InputError(f"PushRequest #{n} has {len(req.records)} records; at most "
                                      f"{MAX_PUSH_RECORDS} per message", reason="BAD_REQUEST")
+                size = req.ByteSize()
+                await budget.take(size)  # waits while the batches read ahead hold PREPARE_BYTES
                 preparing = asyncio.ensure_future(self._prepared(pool, dataset, record_type, req))
+                sizes.append(size)
                 try:
                     await queue.put(preparing)
                 except asyncio.CancelledError:
