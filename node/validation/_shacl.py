@@ -14,8 +14,9 @@ patterns forbid those forms); recorded in the CHANGELOG's known issues.
 
 from __future__ import annotations
 
+import decimal
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyoxigraph as ox
@@ -58,10 +59,36 @@ def _ox(term: Any) -> Any:
     raise TypeError(f"unexpected term {term!r}")
 
 
+def _nan_safe_range_comparisons() -> None:
+    """Make pySHACL's range constraints (sh:minInclusive ...) treat a NaN decimal as not comparable.
+
+    A decimal literal spelled "NaN" (or "nan", "sNaN", ...) is a Python ``Decimal('NaN')`` in rdflib,
+    and ordering it raises ``decimal.InvalidOperation``, which pySHACL does not catch: validation
+    stopped with that error. pySHACL counts a value it cannot compare (``TypeError``) as failing the
+    constraint, which is the SHACL reading (``$min <= NaN`` is not true) and the fast engine's
+    verdict; the comparison it uses is wrapped to say so.
+    """
+    from pyshacl.constraints.core import value_range_constraints as ranges
+
+    compare: Callable[[Any, Any], Any] = getattr(ranges, "compare_literal")  # noqa: B009 - not in its exports
+    if getattr(compare, "_shulian_nan_safe", False):
+        return
+
+    def compare_literal(l1: Any, l2: Any) -> Any:
+        try:
+            return compare(l1, l2)
+        except decimal.InvalidOperation as exc:  # NaN: not comparable
+            raise TypeError(f"cannot order {l1!r} and {l2!r}") from exc
+
+    compare_literal._shulian_nan_safe = True  # type: ignore[attr-defined]
+    setattr(ranges, "compare_literal", compare_literal)  # noqa: B010 - as above
+
+
 class ShaclEngine:
     def __init__(self, std: Standard) -> None:
         import pyshacl  # imported lazily: only the reference engine needs it
 
+        _nan_safe_range_comparisons()
         self._pyshacl = pyshacl
         self.std = std
         self.shapes = normalised_shapes(std)
