@@ -300,9 +300,9 @@ def _prepare_columns(validator: Validator, dataset_id: str, rtype: str,
     are decoded (``datas[i]`` is orjson's) and given to :meth:`Validator.unclear` as
     :func:`_prepare_flat` gives them; every other record is clean, as ``unclear`` would say.
     """
-    if _fastprep is None or validator.unclear_rows(rtype, {"id": ()}) is None:
+    allowed = validator.column_keys(rtype) if _fastprep is not None else None
+    if allowed is None:
         return None  # no column check for this type (or engine): the general step
-    allowed = frozenset(validator.std.types[rtype].keys) - {"type", "@type"} | {"id"}
     fast = _fastprep.flat_columns(records, MAX_RECORD_BYTES, True, allowed, rtype)
     if fast is None:
         return None

@@ -105,6 +105,7 @@ class Validator:
         self.fingerprint = f"{engine}/{ENGINE_REVISION}/{std.digest[:32]}"
         self._compiled: dict[str, Any] = {}
         self._columns: dict[str, tuple[frozenset[str], Any]] = {}
+        self._column_keys: dict[str, frozenset[str]] = {}
         self._shacl: Any = None
         if engine == "fast":
             from node.validation._fast import compile_type
@@ -114,6 +115,7 @@ class Validator:
                 self._compiled[name] = compiled.check
                 if compiled.check_columns is not None:
                     self._columns[name] = (frozenset(rt.keys) | {"id"}, compiled.check_columns)
+                    self._column_keys[name] = self._columns[name][0] - {"type", "@type"}
         else:
             from node.validation._shacl import ShaclEngine
 
@@ -179,6 +181,11 @@ class Validator:
                 continue
             out[i] = self._fast_one(record, t)
         return out
+
+    def column_keys(self, record_type: str) -> frozenset[str] | None:
+        """The keys :meth:`unclear_rows` takes as columns for ``record_type`` ("id" and the type's keys but
+        "type" and "@type"); None when it checks no columns of that type (see unclear_rows)."""
+        return self._column_keys.get(record_type) if self.engine == "fast" else None
 
     def unclear_rows(self, record_type: str, columns: Mapping[str, Sequence[Any]]) -> list[int] | None:
         """Records given column by column, checked without making them: the positions of those

@@ -386,19 +386,28 @@ def test_odd_pairs_and_arguments() -> None:
         fastprep.blake2b_16("text")
 
 
-@needs_c
-def test_records_of_many_keys_and_of_changing_layouts() -> None:
-    rnd = random.Random(11)
+def layout_pairs(seed: int, *, types: bool = False) -> tuple[list[tuple[str, bytes]], random.Random]:
+    """400 records of many keys in changing layouts (some laid out like the one before), as (id, JSON)
+    pairs; with ``types`` some carry a "type" of one value or another. Also the random source, to go on."""
+    rnd = random.Random(seed)
     pairs = []
     for i in range(400):
         keys = [f"k{rnd.randrange(40)}" for _ in range(rnd.choice([0, 3, 8, 30, 200]))]
         obj: dict[str, Any] = {k: rnd.choice([1, "v", "v2", None, True, -(10**17)]) for k in keys}
         obj["id"] = f"r{i}"
+        if types and rnd.random() < 0.3:
+            obj["type"] = rnd.choice(["T", None, "U", 1])
         if rnd.random() < 0.5:
             obj = dict(sorted(obj.items(), reverse=rnd.random() < 0.5))
         pairs.append((f"r{i}", json.dumps(obj).encode()))
         if rnd.random() < 0.3:  # the same layout again
             pairs.append((f"s{i}", json.dumps({**obj, "id": f"s{i}"}).encode()))
+    return pairs, rnd
+
+
+@needs_c
+def test_records_of_many_keys_and_of_changing_layouts() -> None:
+    pairs, rnd = layout_pairs(11)
     got = _flat(pairs)
     assert got is not None
     _check_answer(pairs, got)

@@ -21,7 +21,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fastprep import _ODD_PAIRS, _PERSON_VARIANTS, _REFUSED, _TAKEN, _mutated, _rss_kib, records
+from test_fastprep import (
+    _ODD_PAIRS,
+    _PERSON_VARIANTS,
+    _REFUSED,
+    _TAKEN,
+    _mutated,
+    _rss_kib,
+    layout_pairs,
+    needs_c,
+    records,
+)
 
 import node.service._batch as batch
 import node.service._prepare_pool as pool
@@ -38,7 +48,6 @@ try:
 except ImportError:
     fastprep = None
 
-needs_c = pytest.mark.skipif(fastprep is None, reason="node._fastprep is not built")
 FAST = get_validator("fast")
 PERSON_KEYS = frozenset(FAST.std.types["Person"].keys)
 ALLOWED = PERSON_KEYS | {"id"}
@@ -287,19 +296,7 @@ def test_flat_columns_of_edge_payloads(payload: bytes) -> None:
 
 @needs_c
 def test_flat_columns_of_many_keys_and_changing_layouts() -> None:
-    rnd = random.Random(5)
-    pairs = []
-    for i in range(400):
-        keys = [f"k{rnd.randrange(40)}" for _ in range(rnd.choice([0, 3, 8, 30, 200]))]
-        obj: dict[str, Any] = {k: rnd.choice([1, "v", "v2", None, True, -(10**17)]) for k in keys}
-        obj["id"] = f"r{i}"
-        if rnd.random() < 0.3:
-            obj["type"] = rnd.choice(["T", None, "U", 1])
-        if rnd.random() < 0.5:
-            obj = dict(sorted(obj.items(), reverse=rnd.random() < 0.5))
-        pairs.append((f"r{i}", json.dumps(obj).encode()))
-        if rnd.random() < 0.3:  # the same layout again
-            pairs.append((f"s{i}", json.dumps({**obj, "id": f"s{i}"}).encode()))
+    pairs, _rnd = layout_pairs(5, types=True)
     for allowed in (frozenset(f"k{j}" for j in range(0, 40, 2)), frozenset(f"k{j}" for j in range(40)), frozenset()):
         _check_columns(pairs, "T", allowed)
     assert _columns(pairs[:3] + [("a", b'{"id":"a","b":1,"b":2}')]) is None

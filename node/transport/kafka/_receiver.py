@@ -233,7 +233,6 @@ class Checker:
         self._dir_seen: FederationDirectory | None = None
         self._locals: dict[tuple[str, str], str] = {}
         self._clean = validator.clean
-        self._allowed: dict[str, frozenset[str] | None] = {}
         self.topic_map: dict[str, tuple[Subscription, bool]] = {}
         for sub in subscriptions:
             self.topic_map[shared_topic(sub.provider, sub.dataset)] = (sub, False)
@@ -319,16 +318,7 @@ class Checker:
 
     def _columns(self, record_type: str) -> frozenset[str] | None:
         """The keys flat_columns may put in columns for ``record_type``; None: no column check for it."""
-        try:
-            return self._allowed[record_type]
-        except KeyError:
-            pass
-        allowed = None
-        if _fastprep is not None and self.validator.unclear_rows(record_type, {"id": ()}) is not None:
-            allowed = frozenset(self.validator.std.types[record_type].keys) - {"type", "@type"} | {"id"}
-        if len(self._allowed) < 64:  # record types come from the network
-            self._allowed[record_type] = allowed
-        return allowed
+        return self.validator.column_keys(record_type) if _fastprep is not None else None
 
     def _finish_group(self, record_type: str, group: list[tuple[int, Incoming, Envelope, str, bytes]],
                       out: list[Accepted | Rejected | None]) -> None:
