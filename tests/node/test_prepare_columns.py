@@ -9,12 +9,10 @@ bodies and digests, and its columns must hold what flat_batch's dicts hold.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import random
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from test_fastprep import (
     _TAKEN,
     _mutated,
     _rss_kib,
+    _without_c,
     layout_pairs,
     needs_c,
     records,
@@ -226,16 +225,6 @@ def test_other_batches_take_the_usual_step() -> None:
     shacl = get_validator("shacl")
     assert batch._prepare_columns(shacl, "inbox", "Person", pairs) is None
     _same(pairs[:3] + [(p["id"], _payload(p)) for p in (dict(kit.person(5), sex="7"),)], validator=shacl)
-
-
-@contextlib.contextmanager
-def _without_c() -> Iterator[None]:
-    saved = batch._fastprep
-    batch._fastprep = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        batch._fastprep = saved
 
 
 def test_without_the_c_module() -> None:
