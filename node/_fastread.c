@@ -105,20 +105,6 @@ static inline void buf_put(Buf *b, const char *s, size_t n) {
     b->len += n;
 }
 
-static inline void buf_byte(Buf *b, char c) {
-    buf_grow(b, 1);
-    if (b->failed) return;
-    b->p[b->len++] = c;
-}
-
-static inline void buf_stars(Buf *b, size_t n) {
-    if (n == 0) return;
-    buf_grow(b, n);
-    if (b->failed) return;
-    memset(b->p + b->len, '*', n);
-    b->len += n;
-}
-
 static inline size_t varint_len(uint64_t v) {
     size_t n = 1;
     while (v >= 0x80) {
@@ -128,25 +114,60 @@ static inline size_t varint_len(uint64_t v) {
     return n;
 }
 
-static inline void buf_varint(Buf *b, uint64_t v) {
-    char tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (char)((v & 0x7f) | 0x80);
-        v >>= 7;
+/* a[0, n) == b[0, n) (memcmp, inlined for the short keys and ids of a record; reads only those bytes) */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t k = 0; k + 8 < n; k += 8) {
+            memcpy(&x, a + k, 8);
+            memcpy(&y, b + k, 8);
+            if (x != y) return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
     }
-    tmp[n++] = (char)v;
-    buf_put(b, tmp, n);
+    if (n >= 4) {
+        uint32_t x, y, xe, ye;
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        memcpy(&xe, a + n - 4, 4);
+        memcpy(&ye, b + n - 4, 4);
+        return x == y && xe == ye;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (a[k] != b[k]) return 0;
+    }
+    return 1;
 }
 
-static inline void buf_unsigned(Buf *b, uint64_t v) {
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_put(b, tmp + sizeof tmp - n, n);
+/* s[0, n) to o, not overlapping (memcpy, inlined for the short runs of a record) */
+static inline void copy_bytes(char *o, const char *s, size_t n) {
+    if (n > 32) {
+        memcpy(o, s, n);
+    } else if (n >= 16) {
+        char x[16], y[16];
+        memcpy(x, s, 16);
+        memcpy(y, s + n - 16, 16);
+        memcpy(o, x, 16);
+        memcpy(o + n - 16, y, 16);
+    } else if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, s, 8);
+        memcpy(&y, s + n - 8, 8);
+        memcpy(o, &x, 8);
+        memcpy(o + n - 8, &y, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        memcpy(o, &x, 4);
+        memcpy(o + n - 4, &y, 4);
+    } else if (n) {
+        o[0] = s[0];
+        o[n / 2] = s[n / 2];
+        o[n - 1] = s[n - 1];
+    }
 }
 
 /* ---- the plan ------------------------------------------------------------------------------ */
@@ -182,10 +203,10 @@ static int plan_key(PyObject *obj, Key *k) {
     return 0;
 }
 
-static Key *find_key(Key *keys, Py_ssize_t n, const char *name, size_t len) {
+static inline Key *find_key(Key *keys, Py_ssize_t n, const char *name, size_t len) {
     for (Py_ssize_t i = 0; i < n; i++) {
         if ((size_t)keys[i].len == len && (len == 0 || keys[i].name[0] == name[0])
-            && memcmp(keys[i].name, name, len) == 0)
+            && same_bytes(keys[i].name, name, len))
             return &keys[i];
     }
     return NULL;
@@ -280,6 +301,10 @@ typedef struct {
     const char *val; /* a string's content (no quotes), or the token */
     size_t vlen;
     int type;
+    int ascii; /* a string value: no byte >= 0x80 */
+    /* which allow-list key of the plan matched this member's place in the last record, plus one (0: none, or
+     * not known): tried first. Work keeps members from one record to the next; work_new clears it */
+    Py_ssize_t guess;
 } Member;
 
 /* strict UTF-8 (what Python's decoder accepts): no overlong forms, no surrogates, <= U+10FFFF */
@@ -318,7 +343,7 @@ static int utf8_valid(const unsigned char *s, size_t n) {
     return 1;
 }
 
-/* byte classes inside a string: 0 anything else (the body's UTF-8 is validated as a whole),
+/* byte classes inside a string: 0 anything else (UTF-8 is validated string by string),
  * 1 the closing quote, 2 not handled here (a backslash escape, a control character) */
 static unsigned char string_class[256];
 
@@ -328,12 +353,86 @@ static void init_classes(void) {
     string_class['\\'] = 2;
 }
 
-/* a string at s[*pos] == '"': its content, without escapes or control characters */
-static int scan_string(const char *s, size_t n, size_t *pos, const char **out, size_t *outlen) {
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR_SCAN 1
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define SSE2_SCAN 1
+#endif
+#else
+#define SWAR_SCAN 0 /* elsewhere the table loop alone */
+#endif
+
+/* the bytes of the word ``w`` that end a plain string's run: *bad flags each '\\' and control
+ * character, the result each '"' or bad byte, by its high bit. A borrow may flag a byte above the
+ * first true one, never below it: the lowest flag of either is exact, and is in *bad only when that
+ * byte is a bad one. */
+static inline uint64_t string_stops(uint64_t w, uint64_t *bad) {
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    *bad = (((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w)) & HIGHS;
+    return (((q - ONES) & ~q) & HIGHS) | *bad;
+}
+
+/* a string at s[*pos] == '"': its content, without escapes or control characters, valid UTF-8
+ * (checked only when it has a byte >= 0x80: every byte of a body outside its strings is ASCII).
+ * ``guess``: its likely length (the last record's string at this place), only ever taken when the masks
+ * agree: the same length either way, known before them when right, so the work after it need not wait */
+static inline __attribute__((always_inline)) int scan_string(const char *s, size_t n, size_t *pos, const char **out,
+                                                             size_t *outlen, size_t guess, int *ascii) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = *pos + 1, start = i;
-    while (i < n && string_class[u[i]] == 0) i++;
+    uint64_t high = 0; /* the high bits of the content so far */
+    /* several bytes at a time: the same stop as the table loop below, the first '"', '\\' or control
+     * character (found from the masks alone: no byte is read again) */
+#if SSE2_SCAN
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), control = _mm_set1_epi8(0x1f);
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(u + i));
+        unsigned bad = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, backslash), _mm_cmpeq_epi8(_mm_min_epu8(v, control), v))); /* <= 0x1f */
+        unsigned stops = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) | bad;
+        if (stops) {
+            unsigned first = stops & (0 - stops);
+            if (bad & first) return 0;
+            high |= (unsigned)_mm_movemask_epi8(v) & (first - 1); /* the bytes before the quote */
+            if (i == start && guess < 16 && first == 1u << guess)
+                i += guess;
+            else
+                i += (size_t)__builtin_ctz(stops);
+            goto quote;
+        }
+        high |= (unsigned)_mm_movemask_epi8(v);
+        i += 16;
+    }
+#endif
+#if SWAR_SCAN
+    while (i + 8 <= n) {
+        uint64_t w, stops, bad;
+        memcpy(&w, u + i, 8);
+        stops = string_stops(w, &bad);
+        if (stops) {
+            uint64_t first = stops & (0 - stops);
+            if (bad & first) return 0;
+            high |= w & HIGHS & (first - 1); /* the bytes before the quote */
+            if (i == start && guess < 8 && first == (uint64_t)0x80 << (8 * guess))
+                i += guess;
+            else
+                i += (size_t)__builtin_ctzll(stops) >> 3;
+            goto quote;
+        }
+        high |= w & HIGHS;
+        i += 8;
+    }
+#endif
+    while (i < n && string_class[u[i]] == 0) high |= u[i++] & 0x80;
     if (i >= n || string_class[u[i]] != 1) return 0;
+#if SWAR_SCAN
+quote:
+#endif
+    if (high && !utf8_valid(u + start, i - start)) return 0;
+    *ascii = high == 0;
     *out = s + start;
     *outlen = i - start;
     *pos = i + 1;
@@ -343,7 +442,7 @@ static int scan_string(const char *s, size_t n, size_t *pos, const char **out, s
 static int scan_members(const char *s, size_t n, Member *members, size_t *count) {
     size_t pos = 1, m = 0;
     if (n < 2 || s[0] != '{') return 0;
-    if (!utf8_valid((const unsigned char *)s, n)) return 0;
+    /* UTF-8: each string with a byte >= 0x80 is checked as it is scanned; no other byte may be one */
     if (s[1] == '}') {
         *count = 0;
         return n == 2;
@@ -352,14 +451,15 @@ static int scan_members(const char *s, size_t n, Member *members, size_t *count)
         Member *mb;
         if (m >= MAX_MEMBERS || pos >= n || s[pos] != '"') return 0;
         mb = &members[m++];
-        if (!scan_string(s, n, &pos, &mb->key, &mb->klen)) return 0;
+        int ascii;
+        if (!scan_string(s, n, &pos, &mb->key, &mb->klen, mb->klen, &ascii)) return 0;
         if (pos >= n || s[pos] != ':') return 0;
         pos++;
         if (pos >= n) return 0;
         char c = s[pos];
         if (c == '"') {
             mb->type = V_STR;
-            if (!scan_string(s, n, &pos, &mb->val, &mb->vlen)) return 0;
+            if (!scan_string(s, n, &pos, &mb->val, &mb->vlen, mb->vlen, &mb->ascii)) return 0;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t start = pos, digits;
             if (c == '-') pos++;
@@ -428,101 +528,116 @@ static size_t utf8_offset(const char *s, size_t n, size_t k) {
     return n;
 }
 
-/* the member's value, masked by ``k`` (may be NULL); 0: the general path must do it */
-static int put_value(Buf *out, const Member *mb, const Key *k) {
-    int mask = k ? k->mask : M_NONE;
-    if (mask == M_NONE) {
-        if (mb->type == V_STR) {
-            buf_byte(out, '"');
-            buf_put(out, mb->val, mb->vlen);
-            buf_byte(out, '"');
-        } else {
-            buf_put(out, mb->val, mb->vlen);
-        }
-        return 1;
-    }
+/* n stars at o, which has room for at least 16 */
+static inline char *put_stars(char *o, size_t n) {
+    if (n <= 16)
+        memcpy(o, "****************", 16);
+    else
+        memset(o, '*', n);
+    return o + n;
+}
+
+/* the member's value masked by ``k`` (a masked key), written at ``o`` (room for it, four bytes more
+ * and 16 to spare: see project); the end of what it wrote, or NULL: the general path must do it */
+static inline char *put_masked(char *o, const Member *mb, const Key *k) {
     if (mb->type == V_NULL) { /* a missing value stays visibly missing */
-        buf_put(out, "null", 4);
-        return 1;
+        memcpy(o, "null", 4);
+        return o + 4;
     }
-    if (mask == M_REDACT) {
-        buf_put(out, "\"***\"", 5);
-        return 1;
+    if (k->mask == M_REDACT) {
+        memcpy(o, "\"***\"", 5);
+        return o + 5;
     }
-    if (mb->type != V_STR && mb->type != V_INT) return 0; /* str(True) is "True": Python does it */
-    size_t n = utf8_count(mb->val, mb->vlen);
+    if (mb->type != V_STR && mb->type != V_INT) return NULL; /* str(True) is "True": Python does it */
+    int ascii = mb->type == V_INT || mb->ascii; /* one byte a code point */
+    size_t n = ascii ? mb->vlen : utf8_count(mb->val, mb->vlen);
     size_t visible = (size_t)k->first + (size_t)k->last;
-    buf_byte(out, '"');
+    *o++ = '"';
     if (n <= visible) {
-        buf_stars(out, n);
+        o = put_stars(o, n);
     } else {
-        size_t head = utf8_offset(mb->val, mb->vlen, (size_t)k->first);
-        size_t tail = utf8_offset(mb->val, mb->vlen, n - (size_t)k->last);
-        buf_put(out, mb->val, head);
-        buf_stars(out, n - visible);
-        buf_put(out, mb->val + tail, mb->vlen - tail);
+        size_t head = ascii ? (size_t)k->first : utf8_offset(mb->val, mb->vlen, (size_t)k->first);
+        size_t tail = ascii ? n - (size_t)k->last : utf8_offset(mb->val, mb->vlen, n - (size_t)k->last);
+        copy_bytes(o, mb->val, head);
+        o += head;
+        o = put_stars(o, n - visible);
+        copy_bytes(o, mb->val + tail, mb->vlen - tail);
+        o += mb->vlen - tail;
     }
-    buf_byte(out, '"');
-    return 1;
+    *o++ = '"';
+    return o;
 }
 
-static inline void put_key(Buf *out, const char *key, size_t len) {
-    buf_byte(out, '"');
-    buf_put(out, key, len);
-    buf_put(out, "\":", 2);
+/* a member at ``o``, masked by ``k`` (may be NULL); the end of what it wrote, or NULL as put_masked */
+static inline char *put_member(char *o, const Member *mb, const Key *k) {
+    if (k == NULL || k->mask == M_NONE) { /* as it is in the body, '"' key '":' value, all in one */
+        size_t len = (size_t)(mb->val - mb->key) + 1 + mb->vlen + (mb->type == V_STR);
+        copy_bytes(o, mb->key - 1, len);
+        return o + len;
+    }
+    copy_bytes(o, mb->key - 1, mb->klen + 3); /* '"' key '":' */
+    return put_masked(o + mb->klen + 3, mb, k);
 }
 
-/* the projected payload of one body into ``out``; 0: not handled here (``out`` is then reset) */
+/* the projected payload of one body into ``out``; 0: not handled here (``out`` is as it was) */
 static int project(const Plan *plan, const char *id, size_t idlen, const char *body, size_t n, Buf *out,
                    Member *members, const Member **slots) {
-    size_t count, start = out->len;
+    size_t count;
     if (!scan_members(body, n, members, &count)) return 0;
     for (size_t i = 0; i < count; i++) { /* the stored id and the body's id agree (the store ensures it) */
         const Member *mb = &members[i];
-        if (mb->klen == 2 && memcmp(mb->key, "id", 2) == 0) {
-            if (mb->type != V_STR || mb->vlen != idlen || memcmp(mb->val, id, idlen) != 0) return 0;
+        if (mb->klen == 2 && mb->key[0] == 'i' && mb->key[1] == 'd') {
+            if (mb->type != V_STR || mb->vlen != idlen || !same_bytes(mb->val, id, idlen)) return 0;
         }
     }
-    int first = 1;
-    buf_byte(out, '{');
+    /* the payload is at most the body and four bytes per masked member: its members are the body's,
+     * each written as it is there, or masked (no longer than it was, but for two quotes around an
+     * integer, and "***" for a one-digit one) */
+    buf_grow(out, n + 4 * count + 2 + 16); /* and 16 to spare for put_stars */
+    if (out->failed) return 0;
+    char *o = out->p + out->len, *first = o + 1;
+    *o++ = '{';
     if (plan->allow) {
         for (Py_ssize_t j = 0; j < plan->nkeys; j++) slots[j] = NULL;
         for (size_t i = 0; i < count; i++) {
-            const Key *k = find_key((Key *)plan->keys, plan->nkeys, members[i].key, members[i].klen);
-            if (k == NULL) continue;
-            Py_ssize_t j = k - plan->keys;
-            if (slots[j] != NULL) goto general; /* a duplicate key: the last one wins in Python */
+            Member *mb = &members[i];
+            Py_ssize_t g = mb->guess - 1, j;
+            if (g >= 0 && g < plan->nkeys && (size_t)plan->keys[g].len == mb->klen
+                && same_bytes(plan->keys[g].name, mb->key, mb->klen)) {
+                j = g; /* what find_key finds: the guess was its answer for this name */
+            } else {
+                const Key *k = find_key((Key *)plan->keys, plan->nkeys, mb->key, mb->klen);
+                mb->guess = k == NULL ? 0 : k - plan->keys + 1;
+                if (k == NULL) continue;
+                j = k - plan->keys;
+            }
+            if (slots[j] != NULL) return 0; /* a duplicate key: the last one wins in Python */
             slots[j] = &members[i];
         }
         for (Py_ssize_t j = 0; j < plan->nkeys; j++) {
             const Member *mb = slots[j];
             if (mb == NULL) continue;
-            if (!first) buf_byte(out, ',');
-            first = 0;
-            put_key(out, mb->key, mb->klen);
-            if (!put_value(out, mb, &plan->keys[j])) goto general;
+            if (o != first) *o++ = ',';
+            if ((o = put_member(o, mb, &plan->keys[j])) == NULL) return 0;
         }
     } else {
         for (size_t i = 0; i < count; i++) {
             for (size_t j = 0; j < i; j++) {
-                if (members[j].klen == members[i].klen && memcmp(members[j].key, members[i].key, members[i].klen) == 0)
-                    goto general;
+                if (members[j].klen == members[i].klen && same_bytes(members[j].key, members[i].key, members[i].klen))
+                    return 0;
             }
         }
         for (size_t i = 0; i < count; i++) {
             const Member *mb = &members[i];
             if (find_key((Key *)plan->withheld, plan->nwithheld, mb->key, mb->klen) != NULL) continue;
-            if (!first) buf_byte(out, ',');
-            first = 0;
-            put_key(out, mb->key, mb->klen);
-            if (!put_value(out, mb, find_key((Key *)plan->keys, plan->nkeys, mb->key, mb->klen))) goto general;
+            if (o != first) *o++ = ',';
+            o = put_member(o, mb, find_key((Key *)plan->keys, plan->nkeys, mb->key, mb->klen));
+            if (o == NULL) return 0;
         }
     }
-    buf_byte(out, '}');
+    *o++ = '}';
+    out->len = (size_t)(o - out->p);
     return 1;
-general:
-    out->len = start;
-    return 0;
 }
 
 /* ---- the batch ------------------------------------------------------------------------------- */
@@ -555,49 +670,93 @@ static PyObject *row_tuple(const Row *r) {
                          r->body, r->bodylen, 1);
 }
 
-static void free_rows(Row *rows, Py_ssize_t n) {
+/* the fallback answers' references (the rows themselves are the caller's) */
+static void release_rows(Row *rows, Py_ssize_t n) {
     if (rows == NULL) return;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_XDECREF(rows[i].fb_id);
-        Py_XDECREF(rows[i].fb_payload);
+        Py_CLEAR(rows[i].fb_id);
+        Py_CLEAR(rows[i].fb_payload);
     }
-    PyMem_RawFree(rows);
 }
 
-/* what one batch needs, allocated once (the plan parsed with the GIL; the rest used without it) */
+/* one row's place in Reader.encode's page buffer: its id, and its body (kept for the general path and
+ * a passthrough plan) or the place of its payload in the work's payload buffer */
+typedef struct {
+    size_t id, idlen, body, bodylen, payload;
+    uint64_t version;
+    int64_t modified;
+    int deleted, general;
+} Slot;
+
+/* what one batch needs (the plan parsed with the GIL; the rest used without it) */
 typedef struct {
     Plan plan;
     Member members[MAX_MEMBERS];
     const Member *slots[MAX_KEYS];
     Buf payloads, wire, digest_input, evidence;
     unsigned char digest[32];
+    Buf page;       /* Reader.encode: the page's ids and kept bodies */
+    Slot *pslots;   /* Reader.encode: the page's rows as read */
+    size_t capslots;
+    Row *rows;      /* Reader.encode: the rows to assemble */
+    size_t caprows;
 } Work;
 
-static Work *work_new(PyObject *planobj, const char *prefix, Py_ssize_t prefixlen) {
-    Work *w = PyMem_RawCalloc(1, sizeof(Work));
-    if (w == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    if (plan_parse(planobj, &w->plan) < 0) {
-        PyMem_RawFree(w);
-        return NULL;
-    }
-    buf_put(&w->digest_input, prefix, (size_t)prefixlen);
-    return w;
-}
+/* a Work (and its buffers) is kept from one call to the next: allocating and first touching them
+ * for every page cost more than filling them (with the GIL held: at most one call takes it) */
+#ifndef Py_GIL_DISABLED
+static Work *spare_work;
+#endif
+#define SPARE_BYTES ((size_t)1 << 20) /* no buffer bigger than this is kept */
 
-static void work_free(Work *w) {
-    if (w == NULL) return;
+static void work_release(Work *w) {
     PyMem_RawFree(w->payloads.p);
     PyMem_RawFree(w->wire.p);
     PyMem_RawFree(w->digest_input.p);
     PyMem_RawFree(w->evidence.p);
+    PyMem_RawFree(w->page.p);
+    PyMem_RawFree(w->pslots);
+    PyMem_RawFree(w->rows);
     PyMem_RawFree(w);
 }
 
 static int work_failed(const Work *w) {
-    return w->payloads.failed || w->wire.failed || w->digest_input.failed || w->evidence.failed;
+    return w->payloads.failed || w->wire.failed || w->digest_input.failed || w->evidence.failed || w->page.failed;
+}
+
+/* with the GIL held */
+static void work_free(Work *w) {
+    if (w == NULL) return;
+#ifndef Py_GIL_DISABLED
+    if (spare_work == NULL && !work_failed(w) && w->payloads.cap <= SPARE_BYTES && w->wire.cap <= SPARE_BYTES
+        && w->digest_input.cap <= SPARE_BYTES && w->evidence.cap <= SPARE_BYTES && w->page.cap <= SPARE_BYTES
+        && w->capslots * sizeof(Slot) <= SPARE_BYTES && w->caprows * sizeof(Row) <= SPARE_BYTES) {
+        w->payloads.len = w->wire.len = w->digest_input.len = w->evidence.len = w->page.len = 0;
+        spare_work = w;
+        return;
+    }
+#endif
+    work_release(w);
+}
+
+/* with the GIL held */
+static Work *work_new(PyObject *planobj, const char *prefix, Py_ssize_t prefixlen) {
+    Work *w = NULL;
+#ifndef Py_GIL_DISABLED
+    w = spare_work;
+    spare_work = NULL;
+#endif
+    if (w == NULL && (w = PyMem_RawCalloc(1, sizeof(Work))) == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (plan_parse(planobj, &w->plan) < 0) {
+        work_free(w);
+        return NULL;
+    }
+    for (size_t i = 0; i < MAX_MEMBERS; i++) w->members[i].guess = 0; /* they were another plan's */
+    buf_put(&w->digest_input, prefix, (size_t)prefixlen);
+    return w;
 }
 
 /* 1. the payload of one row, if this code writes it itself (no GIL); 0: the general path must */
@@ -659,9 +818,99 @@ static int general_rows(Row *rows, Py_ssize_t n, PyObject *fallback) {
     return 0;
 }
 
+static inline char *put_varint(char *o, uint64_t v) {
+    while (v >= 0x80) {
+        *o++ = (char)((v & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    *o++ = (char)v;
+    return o;
+}
+
+static inline char *put_unsigned(char *o, uint64_t v) {
+    if (v < 10) {
+        *o = (char)('0' + v);
+        return o + 1;
+    }
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    copy_bytes(o, tmp + sizeof tmp - n, n);
+    return o + n;
+}
+
+/* one record into the wire, the digest input and the evidence (``rid``: the id delivered, ``id``: the
+ * stored one) */
+static void emit(Work *w, const char *rid, size_t ridlen, const char *id, size_t idlen, uint64_t version,
+                 uint64_t modified, int deleted, const char *payload, size_t plen) {
+    Buf *wire = &w->wire, *digest = &w->digest_input, *evidence = &w->evidence;
+    /* Record, fields in number order, proto3 defaults left out (as upb writes it) */
+    size_t size = 0;
+    if (ridlen) size += 1 + varint_len(ridlen) + ridlen;
+    if (plen) size += 1 + varint_len(plen) + plen;
+    if (version) size += 1 + varint_len(version);
+    if (deleted) size += 2;
+    if (modified) size += 1 + varint_len(modified);
+    buf_grow(wire, 1 + 10 + size);
+    /* digest: id 0x00 version 0x00 ("1"|"0") 0x00 len(payload) 0x00 payload */
+    buf_grow(digest, ridlen + 1 + 20 + 3 + 20 + 1 + plen);
+    /* evidence: the stored id */
+    buf_grow(evidence, idlen + 1 + 20 + 1);
+    if (wire->failed || digest->failed || evidence->failed) return;
+    char *o = wire->p + wire->len;
+    *o++ = 0x12;
+    o = put_varint(o, size);
+    if (ridlen) {
+        *o++ = 0x0a;
+        o = put_varint(o, ridlen);
+        copy_bytes(o, rid, ridlen);
+        o += ridlen;
+    }
+    if (plen) {
+        *o++ = 0x12;
+        o = put_varint(o, plen);
+        memcpy(o, payload, plen);
+        o += plen;
+    }
+    if (version) {
+        *o++ = 0x18;
+        o = put_varint(o, version);
+    }
+    if (deleted) {
+        *o++ = 0x20;
+        *o++ = 0x01;
+    }
+    if (modified) {
+        *o++ = 0x28;
+        o = put_varint(o, modified);
+    }
+    wire->len = (size_t)(o - wire->p);
+    o = digest->p + digest->len;
+    copy_bytes(o, rid, ridlen);
+    o += ridlen;
+    *o++ = 0;
+    o = put_unsigned(o, version);
+    *o++ = 0;
+    *o++ = deleted ? '1' : '0';
+    *o++ = 0;
+    o = put_unsigned(o, plen);
+    *o++ = 0;
+    if (plen) memcpy(o, payload, plen);
+    digest->len = (size_t)(o - digest->p) + plen;
+    o = evidence->p + evidence->len;
+    copy_bytes(o, id, idlen);
+    o += idlen;
+    *o++ = '@';
+    o = put_unsigned(o, version);
+    *o++ = '\n';
+    evidence->len = (size_t)(o - evidence->p);
+}
+
 /* 3. the wire, the digest and the evidence (no GIL; fallback answers are only read) */
 static void assemble(Work *w, Row *rows, Py_ssize_t n) {
-    Buf *wire = &w->wire, *digest = &w->digest_input, *evidence = &w->evidence;
     for (Py_ssize_t i = 0; i < n; i++) {
         Row *r = &rows[i];
         const char *payload;
@@ -679,51 +928,10 @@ static void assemble(Work *w, Row *rows, Py_ssize_t n) {
             payload = w->payloads.p + r->start;
             plen = r->len;
         }
-        uint64_t modified = (uint64_t)r->modified;
-        size_t ridlen = (size_t)r->ridlen;
-        /* Record, fields in number order, proto3 defaults left out (as upb writes it) */
-        size_t size = 0;
-        if (ridlen) size += 1 + varint_len(ridlen) + ridlen;
-        if (plen) size += 1 + varint_len(plen) + plen;
-        if (r->version) size += 1 + varint_len(r->version);
-        if (r->deleted) size += 2;
-        if (modified) size += 1 + varint_len(modified);
-        buf_byte(wire, 0x12);
-        buf_varint(wire, size);
-        if (ridlen) {
-            buf_byte(wire, 0x0a);
-            buf_varint(wire, ridlen);
-            buf_put(wire, r->rid, ridlen);
-        }
-        if (plen) {
-            buf_byte(wire, 0x12);
-            buf_varint(wire, plen);
-            buf_put(wire, payload, plen);
-        }
-        if (r->version) {
-            buf_byte(wire, 0x18);
-            buf_varint(wire, r->version);
-        }
-        if (r->deleted) buf_put(wire, "\x20\x01", 2);
-        if (modified) {
-            buf_byte(wire, 0x28);
-            buf_varint(wire, modified);
-        }
-        /* digest: id 0x00 version 0x00 ("1"|"0") 0x00 len(payload) 0x00 payload */
-        buf_put(digest, r->rid, ridlen);
-        buf_byte(digest, 0);
-        buf_unsigned(digest, r->version);
-        buf_put(digest, r->deleted ? "\0" "1\0" : "\0" "0\0", 3);
-        buf_unsigned(digest, plen);
-        buf_byte(digest, 0);
-        buf_put(digest, payload, plen);
-        /* evidence: the stored id */
-        buf_put(evidence, r->id, (size_t)r->idlen);
-        buf_byte(evidence, '@');
-        buf_unsigned(evidence, r->version);
-        buf_byte(evidence, '\n');
+        emit(w, r->rid, (size_t)r->ridlen, r->id, (size_t)r->idlen, r->version, (uint64_t)r->modified, r->deleted,
+             payload, plen);
     }
-    if (!work_failed(w)) SHA256((const unsigned char *)digest->p, digest->len, w->digest);
+    if (!work_failed(w)) SHA256((const unsigned char *)w->digest_input.p, w->digest_input.len, w->digest);
 }
 
 static PyObject *work_result(Work *w) {
@@ -805,7 +1013,8 @@ unusual_error:
 unusual:
     result = Py_NewRef(Py_None);
 done:
-    free_rows(rows, n);
+    release_rows(rows, n);
+    PyMem_RawFree(rows);
     work_free(w);
     Py_XDECREF(keep);
     return result;
@@ -1046,23 +1255,15 @@ static int reader_bind(Reader *self, sqlite3_stmt *stmt, PyObject *params) {
     return 0;
 }
 
-/* one row's place in the page buffer: its id, and its body (kept for the general path and a
- * passthrough plan) or the place of its payload in the work's payload buffer */
-typedef struct {
-    size_t id, idlen, body, bodylen, payload;
-    uint64_t version;
-    int64_t modified;
-    int deleted, general;
-} Slot;
-
 /* a row as the store writes it: id TEXT, version, modified_us and deleted INTEGER, version not
  * negative, body TEXT, BLOB or NULL. Anything else is left to the Python path (with the page).
  * ``col``: the row's values (sqlite3_column_value), read before any conversion. */
-static int usual_row(sqlite3_value **col) {
-    int body = sqlite3_value_type(col[4]);
+static int usual_row(sqlite3_value **col, int *body, sqlite3_int64 *version) {
+    *body = sqlite3_value_type(col[4]);
     return sqlite3_value_type(col[0]) == SQLITE_TEXT && sqlite3_value_type(col[1]) == SQLITE_INTEGER
         && sqlite3_value_type(col[2]) == SQLITE_INTEGER && sqlite3_value_type(col[3]) == SQLITE_INTEGER
-        && (body == SQLITE_TEXT || body == SQLITE_BLOB || body == SQLITE_NULL) && sqlite3_value_int64(col[1]) >= 0;
+        && (*body == SQLITE_TEXT || *body == SQLITE_BLOB || *body == SQLITE_NULL)
+        && (*version = sqlite3_value_int64(col[1])) >= 0;
 }
 
 static PyObject *Reader_encode(Reader *self, PyObject *args) {
@@ -1096,10 +1297,10 @@ static PyObject *Reader_encode(Reader *self, PyObject *args) {
         return NULL;
     }
 
-    Buf page = {0};
-    Slot *slots = NULL;
-    Row *rows = NULL;
-    size_t nslots = 0, capslots = 0;
+    Buf *page = &w->page;
+    /* streamed: the rows already in the wire, the digest and the evidence, each as it was read (all of
+     * them up to the first one left to the general path; those from there on are assembled at the end) */
+    size_t nslots = 0, streamed = 0, nrows = 0;
     /* rows_path: a row did not pass the validator, or is not as the store writes it: the caller
      * reads the page as rows */
     int rc = SQLITE_OK, rows_path = 0, nomem = 0;
@@ -1110,22 +1311,24 @@ static PyObject *Reader_encode(Reader *self, PyObject *args) {
          * locking and error bookkeeping). These values are "unprotected": the same thing on a connection
          * without a mutex (SQLITE_OPEN_NOMUTEX, one thread at a time), as this one is */
         sqlite3_value *col[6];
+        int body;
+        sqlite3_int64 version;
         for (int c = 0; c < 6; c++) col[c] = sqlite3_column_value(stmt, c);
-        if (!usual_row(col)) {
+        if (!usual_row(col, &body, &version)) {
             rows_path = 1;
             break;
         }
-        if (nslots == capslots) {
-            size_t cap = capslots ? capslots * 2 : 512;
-            Slot *grown = PyMem_RawRealloc(slots, cap * sizeof(Slot));
+        if (nslots == w->capslots) {
+            size_t cap = w->capslots ? w->capslots * 2 : 512;
+            Slot *grown = PyMem_RawRealloc(w->pslots, cap * sizeof(Slot));
             if (grown == NULL) {
                 nomem = 1;
                 break;
             }
-            slots = grown;
-            capslots = cap;
+            w->pslots = grown;
+            w->capslots = cap;
         }
-        Slot *s = &slots[nslots++];
+        Slot *s = &w->pslots[nslots++];
         Row row = {0};
         row.id = (const char *)sqlite3_value_text(col[0]);
         row.idlen = sqlite3_value_bytes(col[0]);
@@ -1138,12 +1341,12 @@ static PyObject *Reader_encode(Reader *self, PyObject *args) {
             break;
         }
         s->idlen = (size_t)row.idlen;
-        s->id = page.len;
-        buf_put(&page, row.id, s->idlen);
-        s->version = (uint64_t)sqlite3_value_int64(col[1]);
+        s->id = page->len;
+        buf_put(page, row.id, s->idlen);
+        s->version = (uint64_t)version;
         s->modified = sqlite3_value_int64(col[2]);
-        s->deleted = sqlite3_value_int64(col[3]) != 0 || sqlite3_value_type(col[4]) == SQLITE_NULL;
-        s->body = page.len;
+        s->deleted = sqlite3_value_int64(col[3]) != 0 || body == SQLITE_NULL;
+        s->body = page->len;
         s->bodylen = 0;
         s->payload = 0;
         s->general = 0;
@@ -1152,7 +1355,7 @@ static PyObject *Reader_encode(Reader *self, PyObject *args) {
             const char *checked = sqlite3_value_type(col[5]) == SQLITE_TEXT
                 ? (const char *)sqlite3_value_text(col[5]) : NULL;
             if (checked == NULL || (size_t)sqlite3_value_bytes(col[5]) != (size_t)fplen
-                || memcmp(checked, fingerprint, (size_t)fplen) != 0) {
+                || !same_bytes(checked, fingerprint, (size_t)fplen)) {
                 rows_path = 1; /* the caller reads this page row by row (and validates) */
                 break;
             }
@@ -1177,32 +1380,52 @@ static PyObject *Reader_encode(Reader *self, PyObject *args) {
             } else {
                 s->general = 1;
             }
-            if (w->plan.passthrough || s->general) {
-                s->bodylen = (size_t)row.bodylen;
-                buf_put(&page, row.body, s->bodylen);
-            }
         }
-        if (page.failed || work_failed(w)) {
+        if (streamed == nslots - 1 && !s->general) { /* no row before this one waits for the general path */
+            const char *payload = "";
+            size_t plen = 0;
+            if (!s->deleted && w->plan.passthrough) {
+                payload = row.body;
+                plen = (size_t)row.bodylen;
+            } else if (!s->deleted) {
+                payload = w->payloads.p + s->payload;
+                plen = s->bodylen;
+            }
+            emit(w, row.id, s->idlen, row.id, s->idlen, s->version, (uint64_t)s->modified, s->deleted, payload, plen);
+            w->payloads.len = 0; /* the payload is written: its place is the next one's */
+            streamed++;
+        } else if (!s->deleted && (w->plan.passthrough || s->general)) {
+            s->bodylen = (size_t)row.bodylen;
+            buf_put(page, row.body, s->bodylen);
+        }
+        if (work_failed(w)) {
             nomem = 1;
             break;
         }
     }
     if (rc == SQLITE_DONE && !nomem) {
-        rows = PyMem_RawCalloc(nslots ? nslots : 1, sizeof(Row));
-        if (rows == NULL) {
+        nrows = nslots - streamed;
+        if (nrows > w->caprows) {
+            PyMem_RawFree(w->rows);
+            w->caprows = 0;
+            w->rows = PyMem_RawMalloc(nrows * sizeof(Row));
+            if (w->rows != NULL) w->caprows = nrows;
+        }
+        if (nrows > w->caprows) {
             nomem = 1;
         } else {
-            for (size_t i = 0; i < nslots; i++) {
-                Row *r = &rows[i];
-                Slot *s = &slots[i];
-                r->id = r->rid = page.p + s->id;
+            for (size_t i = 0; i < nrows; i++) {
+                Row *r = &w->rows[i];
+                Slot *s = &w->pslots[streamed + i];
+                *r = (Row){0};
+                r->id = r->rid = page->p + s->id;
                 r->idlen = r->ridlen = (Py_ssize_t)s->idlen;
                 r->version = s->version;
                 r->modified = s->modified;
                 r->deleted = s->deleted;
                 r->general = s->general;
                 if (w->plan.passthrough || s->general) {
-                    r->body = page.p + s->body;
+                    r->body = page->p + s->body;
                     r->bodylen = (Py_ssize_t)s->bodylen;
                 } else {
                     r->start = s->payload;
@@ -1210,7 +1433,7 @@ static PyObject *Reader_encode(Reader *self, PyObject *args) {
                 }
                 general += r->general;
             }
-            if (!general) assemble(w, rows, (Py_ssize_t)nslots);
+            if (!general) assemble(w, w->rows, (Py_ssize_t)nrows);
         }
     }
     Py_END_ALLOW_THREADS
@@ -1229,31 +1452,29 @@ static PyObject *Reader_encode(Reader *self, PyObject *args) {
         goto done;
     }
     if (general) {
-        int answered = general_rows(rows, (Py_ssize_t)nslots, fallback);
+        int answered = general_rows(w->rows, (Py_ssize_t)nrows, fallback);
         if (answered < 0) goto done;
         if (answered > 0) { /* the caller reads the page as rows: the Python path frames it (or fails) */
             result = Py_NewRef(Py_None);
             goto done;
         }
         Py_BEGIN_ALLOW_THREADS
-        assemble(w, rows, (Py_ssize_t)nslots);
+        assemble(w, w->rows, (Py_ssize_t)nrows);
         Py_END_ALLOW_THREADS
     }
     encoded = work_result(w);
     if (encoded == NULL) goto done;
     if (nslots) {
-        Slot *last = &slots[nslots - 1];
-        result = Py_BuildValue("(nOs#L)", (Py_ssize_t)nslots, encoded, page.p + last->id, (Py_ssize_t)last->idlen,
+        Slot *last = &w->pslots[nslots - 1];
+        result = Py_BuildValue("(nOs#L)", (Py_ssize_t)nslots, encoded, page->p + last->id, (Py_ssize_t)last->idlen,
                                (long long)last->modified);
     } else {
         result = Py_BuildValue("(nOOi)", (Py_ssize_t)0, encoded, Py_None, 0);
     }
 done:
     Py_XDECREF(encoded);
-    free_rows(rows, (Py_ssize_t)nslots);
+    if (general) release_rows(w->rows, (Py_ssize_t)nrows); /* fallback answers only where a row was general */
     work_free(w);
-    PyMem_RawFree(page.p);
-    PyMem_RawFree(slots);
     return result;
 }
 

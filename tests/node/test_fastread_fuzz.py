@@ -307,6 +307,155 @@ def test_a_plan_key_that_is_not_utf8_stays_in_python() -> None:
         assert encoder.encode(rows) == RecordEncoder(decision, accelerate=False).encode_python(rows)
 
 
+# ---- the scanners' fast paths ------------------------------------------------------------------------
+# Strings are scanned 16 and 8 bytes at a time (then byte by byte near the end of a body), UTF-8 is
+# checked string by string, and each string's length and each member's plan key are first guessed from
+# the record before: every stop, character and guess at every place of a string.
+
+SCAN_PLANS: list[Plan] = [(("id", "a", "b"), (), ()), (("id", "b", "a"), (), (("a", MaskRule.keep(2, 3)),)),
+                          (None, ("c",), (("a", MaskRule.keep(1, 0)),))]
+STOPS = [b'"', b"\\", b"\x00", b"\x01", b"\n", b"\x1f"]  # the bytes that end a plain string's run
+PLAIN = [b" ", b"!", b"#", b"[", b"\x7f", b"\xc2\x80", b"\xdf\xbf", b"\xe0\xa0\x80", b"\xed\x9f\xbf", b"\xee\x80\x80",
+         b"\xef\xbf\xbf", "王".encode(), b"\xf0\x90\x80\x80", "😀".encode(), b"\xf4\x8f\xbf\xbf", "\u2028".encode()]
+NOT_UTF8 = [b"\xff", b"\x80", b"\xbf", b"\xc0\x80", b"\xc1\xbf", b"\xc2", b"\xc2a", b"\xe0\x80\x80", b"\xe0\x9f\xbf",
+            b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xe4\xb8", b"\xe4a\x80", b"\xf0\x80\x80\x80", b"\xf0\x8f\xbf\xbf",
+            b"\xf0\x9f\x98", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80"]
+
+
+def _strings(piece: bytes) -> list[bytes]:
+    """``piece`` at every place of strings of up to 42 bytes, and of every length up to 17 around it."""
+    out = [b"a" * at + piece + b"b" * (41 - at) for at in range(42)]
+    out += [b"a" * at + piece + b"b" * (length - at) for length in range(18) for at in range(length + 1)]
+    return out
+
+
+def _bodies(s: bytes) -> list[bytes]:
+    """``s`` in each place a body has a string: a key, a value amid members, the last value (near the end)."""
+    return [b'{"' + s + b'":1,"id":"r"}', b'{"id":"r","a":"' + s + b'","b":"x"}', b'{"b":"x","id":"r","a":"' + s + b'"}']
+
+
+def _cut_bodies(s: bytes) -> list[bytes]:
+    """``s`` (ending with a byte that is no quote) where a quote would close a valid member, as if that byte
+    closed the string: a scanner that took the byte for a quote would find a body it handles."""
+    return [b'{"' + s + b':1,"id":"r"}', b'{"id":"r","a":"' + s + b',"b":"x"}', b'{"b":"x","id":"r","a":"' + s + b"}"]
+
+
+def _same_as_python(plan: Plan, rows: list[RawRow]) -> list[RawRow]:
+    """encode_batch gives what the Python path gives for ``rows`` (or fails alike); the rows it left to Python."""
+    decision = decision_of(*plan)
+    encoder = RecordEncoder(decision)
+    assert encoder.accelerated and encoder.plan is not None
+    called: list[RawRow] = []
+
+    def general(row: RawRow) -> tuple[str, bytes]:
+        called.append(row)
+        return encoder.general(row)
+
+    fast = fast_module()
+    assert fast is not None
+    expected = _collect(lambda: [tuple(RecordEncoder(decision, accelerate=False).encode_python(rows))])
+    assert _collect(lambda: [fast.encode_batch(rows, encoder.plan, general, encoder.digest_prefix)]) == expected
+    return called
+
+
+def _left_to_python(plan: Plan, rows: list[RawRow]) -> list[RawRow]:
+    """The rows encode_batch gives to its fallback (which answers for each)."""
+    encoder = RecordEncoder(decision_of(*plan))
+    called: list[RawRow] = []
+
+    def general(row: RawRow) -> tuple[str, bytes]:
+        called.append(row)
+        return row[0], b"{}"
+
+    fast = fast_module()
+    assert fast is not None
+    assert fast.encode_batch(rows, encoder.plan, general, encoder.digest_prefix) is not None
+    return called
+
+
+@needs_c
+@pytest.mark.parametrize("piece", STOPS + PLAIN, ids=repr)
+def test_every_byte_that_ends_a_plain_string_at_every_place(piece: bytes) -> None:
+    """A string with '"', a backslash or a control character anywhere is left to Python; any other byte
+    or character, anywhere, is scanned over (a character split across the 8 or 16 bytes read at once
+    too), and the payload is the projector's (masked on code points)."""
+    bodies = [body for s in _strings(piece) for body in _bodies(s)]
+    if piece in STOPS and piece != b'"':
+        bodies += [body for at in range(42) for body in _cut_bodies(b"a" * at + piece)]
+    rows: list[RawRow] = [("r", i + 1, i, 0, body, 1) for i, body in enumerate(bodies)]
+    for plan in SCAN_PLANS:
+        if piece in STOPS:
+            assert _left_to_python(plan, rows) == rows
+        else:
+            assert _same_as_python(plan, rows) == []
+
+
+@needs_c
+@pytest.mark.parametrize("piece", NOT_UTF8, ids=repr)
+def test_a_string_that_is_not_utf8_at_every_place(piece: bytes) -> None:
+    """Python's strict UTF-8 (no overlong form, surrogate, code point beyond U+10FFFF or cut sequence),
+    checked string by string: each such body is left to Python, wherever the bytes are."""
+    rows: list[RawRow] = [("r", i + 1, i, 0, body, 1) for i, body in enumerate(
+        body for s in _strings(piece) for body in _bodies(s))]
+    for plan in SCAN_PLANS:
+        assert _left_to_python(plan, rows) == rows
+    for row in rows[:: len(rows) // 10]:  # what Python then makes of them (it fails)
+        assert _same_as_python(SCAN_PLANS[0], [row]) == [row]
+
+
+@needs_c
+def test_multibyte_text_masked_at_every_place() -> None:
+    """Keep rules count code points, on ASCII strings (one byte each) and on mixed ones alike."""
+    texts = [("a" * n + "王秀英"[:k] + "é😀"[:e] + "b" * m).encode() for n in (0, 1, 7, 8, 15, 16) for k in (0, 1, 3)
+             for e in (0, 2) for m in (0, 1, 9)]
+    rows: list[RawRow] = [("r", i + 1, i, 0, b'{"id":"r","a":"%s","n":%d}' % (t, i * 10**i % 10**18), 1)
+                          for i, t in enumerate(texts)]
+    for first, last in [(0, 1), (1, 0), (2, 3), (6, 4), (1, 20), (30, 30)]:
+        rule = MaskRule.keep(first, last)
+        assert _same_as_python((None, (), (("a", rule), ("n", rule))), rows) == []
+        assert _same_as_python((("id", "n", "a"), (), (("a", rule), ("n", MaskRule.redact()))), rows) == []
+
+
+@needs_c
+def test_guesses_from_the_record_before_are_checked() -> None:
+    """Members that move, strings a byte longer or shorter than the record before's, names of the same
+    length, duplicates, other plans on the same rows (a plan's guesses are not the next one's)."""
+    layouts: list[Any] = [
+        {"id": "r", "a": "x", "b": "yy"}, {"id": "r", "b": "yy", "a": "x"}, {"id": "r", "a": "xx", "b": "y"},
+        {"id": "r", "ab": "x", "ba": "y"}, {"id": "r", "ba": "x", "ab": "y"}, {"id": "r", "b": "x"},
+        {"a": "x" * 15, "id": "r"}, {"a": "x" * 16, "id": "r"}, {"a": "x" * 17, "id": "r"}, {"a": "x" * 7, "id": "r"},
+        {"a": "王" * 5, "id": "r"}, {"aa": 1, "id": "r"}, {"a": 12, "id": "r"}, {"a": None, "id": "r", "b": True},
+        {"id": "r"}, {}, b'{"id":"r","a":"x","a":"y"}', b'{"a":"x","b":"y","a":"z"}', {"id": "r", "a": "y", "b": "x"},
+    ]
+    rows: list[RawRow] = [("r", i + 1, i, 0, d if isinstance(d, bytes) else compact_bytes(d), 1)  # in this order
+                          for i, d in enumerate(layouts * 3)]
+    plans: list[Plan] = [(("id", "a", "b"), (), ()), (("id", "b", "a", "ab", "a"), (), (("a", MaskRule.keep(1, 1)),)),
+                         (("id", "ba"), (), ()), (None, ("ab",), (("b", MaskRule.redact()),)), (("b", "a"), (), ()),
+                         (("id", "b", "a"), (), ()), (("a", "b", "a"), (), ())]
+    for plan in plans + plans[::-1]:
+        for order in (rows, rows[::-1]):
+            _same_as_python(plan, order)
+
+
+@needs_c
+@pytest.mark.parametrize("general_at", [None, 0, 2, 5])
+def test_a_page_is_encoded_as_read_up_to_its_first_row_for_python(store: Store, general_at: int | None) -> None:
+    """The reader writes each row as it reads it until one needs the fallback; from there on the rest
+    are written after the fallback answers: the same bytes (a body-less row in between too)."""
+    rows: list[Row] = []
+    for i in range(6):
+        body = b'{"id":"%d","a":"x%d","b":%d}' % (i, i, i) if i != general_at else b'{"id":"%d","a":1.5}' % i
+        rows.append((str(i), i + 1, 100 + i, 0, None if i == 3 else body, FP, True))
+    put(store.path, rows)
+    for plan in [(None, (), ()), (("id", "a"), (), ()), (None, ("b",), (("a", MaskRule.keep(1, 0)),))]:
+        decision = decision_of(*plan)
+        for size in (1, 2, 6, 7):
+            assert c_path(store, decision, size) == python_path(store, decision, size)
+        encoder = RecordEncoder(decision)
+        assert all(isinstance(page, EncodedPage) for page in store.encoded_pages(
+            "d", fingerprint=FP, plan=encoder.plan, fallback=encoder.general, digest_prefix=encoder.digest_prefix))
+
+
 # ---- columns the store never writes ------------------------------------------------------------------
 
 
