@@ -19,7 +19,7 @@ import orjson
 
 from node.errors import InputError
 from node.jsonenc import canonical_bytes
-from node.store import RECORD_ID_RE
+from node.store import RECORD_ID_RE, PackedBodies, PackedDigests
 from node.validation import MAX_RECORD_BYTES, Validator, Violation, decode_flat, decode_record
 
 try:  # the common batch's decoding, checks, bodies and digests in one C call (optional: setup.py)
@@ -27,7 +27,7 @@ try:  # the common batch's decoding, checks, bodies and digests in one C call (o
 except ImportError:  # not built: _prepare_flat does it in Python
     _fastprep = None  # type: ignore[assignment]
 
-__all__ = ["RecordOutcome", "PreparedBatch", "EncodedRecords", "prepare_records", "prepare_packed", "pack", "unpack",
+__all__ = ["RecordOutcome", "PreparedBatch", "EncodedRecords", "prepare_records", "prepare_packed", "pack", "compact", "unpack",
            "Packed", "STORED", "UNCHANGED", "REJECTED"]
 
 STORED, UNCHANGED, REJECTED = "stored", "unchanged", "rejected"
@@ -63,7 +63,7 @@ class EncodedRecords(Sequence[tuple[str, Mapping[str, Any]]]):
 
     __slots__ = ("ids", "bodies")
 
-    def __init__(self, ids: list[str], bodies: list[bytes]) -> None:
+    def __init__(self, ids: list[str], bodies: Sequence[bytes]) -> None:
         self.ids = ids
         self.bodies = bodies
 
@@ -97,8 +97,8 @@ class PreparedBatch:
     warnings: dict[int, tuple[Violation, ...]]
     #: the canonical JSON (UTF-8) of each good record and its content hash, when this stage made them
     #: (None: the store encodes ``good`` itself)
-    bodies: list[bytes] | None = None
-    digests: list[bytes] | None = None  # None with bodies: the store's stage hashes them
+    bodies: Sequence[bytes] | None = None  # a list, or node.store.PackedBodies from the prepare helper
+    digests: Sequence[bytes] | None = None  # None with bodies: the store's stage hashes them
 
     def good_ids(self) -> list[str]:
         good = self.good
@@ -275,9 +275,10 @@ def prepare_records(validator: Validator, dataset_id: str, rtype: str,
 
 #: a prepared batch as it crosses a process boundary (without the decoded records):
 #: (dataset, size, rejections {position: outcome}, ids, bodies, good_at or None for 0..n-1, warnings,
-#: digests or None when the batch was prepared without hashing)
-Packed = tuple[str, int, dict[int, RecordOutcome], list[str], list[bytes], list[int] | None,
-               dict[int, tuple[Violation, ...]], list[bytes] | None]
+#: digests or None when the batch was prepared without hashing); bodies and digests are lists, or
+#: packed in one bytes each (node.store.PackedBodies, PackedDigests: see :func:`compact`)
+Packed = tuple[str, int, dict[int, RecordOutcome], list[str], Sequence[bytes], list[int] | None,
+               dict[int, tuple[Violation, ...]], Sequence[bytes] | None]
 
 
 def pack(prepared: PreparedBatch) -> Packed:
@@ -339,6 +340,19 @@ def prepare_packed(validator: Validator, dataset_id: str, rtype: str,
     the common batch by columns (:func:`_prepare_columns`), any other the usual way."""
     packed = _prepare_columns(validator, dataset_id, rtype, records)
     return packed if packed is not None else pack(prepare_records(validator, dataset_id, rtype, records))
+
+
+def compact(packed: Packed) -> Packed:
+    """``packed`` with its bodies and digests packed in one ``bytes`` each (the prepare helper's
+    answer: two objects to unpickle instead of two per record, and a batch of new records the
+    store inserts with one statement); as it is when they cannot be packed."""
+    dataset, n, rejections, ids, bodies, good_at, warnings, digests = packed
+    if digests is None:
+        return packed
+    packed_bodies, packed_digests = PackedBodies.of(bodies), PackedDigests.of(digests)
+    if packed_bodies is None or packed_digests is None:
+        return packed
+    return dataset, n, rejections, ids, packed_bodies, good_at, warnings, packed_digests
 
 
 def unpack(packed: Packed) -> PreparedBatch:

@@ -12,8 +12,10 @@ its verdicts and the bytes it hands back are those of preparing here.
 
 The payload crosses as it came off the wire (one ``bytes``) with a module-level
 function that splits it into ``(id, payload)`` pairs in the helper, and comes back
-packed (:func:`node.service._batch.pack`), the bodies hashed: storing is the node's
-larger share of the work, so the hashing is done here. A helper that fails is given up: batches are
+packed (:func:`node.service._batch.pack`), the bodies hashed, bodies and digests in one
+``bytes`` each (:func:`node.service._batch.compact`): storing is the node's larger share
+of the work, so the hashing is done here, and the node unpickles and binds a few objects
+per batch rather than a few per record. A helper that fails is given up: batches are
 prepared in this process from then on. The helper exits by itself when this process
 goes away (even when it is killed).
 
@@ -33,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from node.service._batch import Packed, prepare_packed
+from node.service._batch import Packed, compact, prepare_packed
 from node.validation import Validator
 
 __all__ = ["PreparePool", "Splitter"]
@@ -74,7 +76,8 @@ def _ready(warm: Splitter | None) -> int:
 def _prepare(dataset: str, record_type: str, data: bytes, split: Splitter) -> Packed:
     if _VALIDATOR is None:
         raise RuntimeError("the prepare helper was not initialised")
-    return prepare_packed(_VALIDATOR, dataset, record_type, split(data))  # pack(prepare_records(...))
+    # pack(prepare_records(...)), its bodies and digests in one bytes each
+    return compact(prepare_packed(_VALIDATOR, dataset, record_type, split(data)))
 
 
 # ---- in the node -----------------------------------------------------------------------

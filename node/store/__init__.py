@@ -32,6 +32,7 @@ registered with ``publish=True``, an outbox row, in the same transaction.
 from __future__ import annotations
 
 from node.store._db import DURABILITY, StoreBase
+from node.store._packed import PackedBodies, PackedDigests
 from node.store._reads import EncodedPage, RawRow, ReadsMixin
 from node.store._records import RECORD_ID_RE, RecordsMixin, canonical_body, content_hash, json_ids
 from node.store._schema import SCHEMA_VERSION
@@ -52,6 +53,8 @@ from node.store._types import (
 
 __all__ = [
     "Store",
+    "PackedBodies",
+    "PackedDigests",
     "DURABILITY",
     "SCHEMA_VERSION",
     "RECORD_ID_RE",

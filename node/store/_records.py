@@ -18,6 +18,7 @@ import orjson
 from node.errors import InputError, NotFound
 from node.jsonenc import canonical_bytes
 from node.store._db import StoreBase
+from node.store._packed import DIGEST_SIZE, END_WIDTH, PackedBodies, PackedDigests
 from node.store._schema import changes_table, dataset_ddl, records_table, views_ddl
 from node.store._types import (
     Change,
@@ -154,6 +155,28 @@ def _new_rows(ids: list[str], digests: Sequence[Any], bodies: Sequence[Any]) -> 
     flat[1::3] = hashes
     flat[2::3] = texts
     return flat
+
+
+# The same rows from a batch packed by node.store._packed (the ids a JSON array, as above):
+# shared (now, checked, seq before the first row), the digests, the bodies and their offsets
+# table, the ids. Row k (json_each's key) is the k-th id, digest and body; every value is
+# cut out by SQLite (substr on a BLOB counts bytes), so the statement binds seven values in
+# all and runs without the GIL. CAST(... AS TEXT) stores the body as the TEXT value a bound
+# bytearray gets above.
+_PACKED_NEW = (
+    "INSERT INTO {table} (" + _RCOLS + ") "
+    f"SELECT r.value, 1, substr(?4, r.key * {DIGEST_SIZE} + 1, {DIGEST_SIZE}), "
+    f"CAST(substr(?5, CAST(substr(?6, r.key * {END_WIDTH} + 1, {END_WIDTH}) AS INTEGER) + 1, "
+    f"CAST(substr(?6, r.key * {END_WIDTH} + {END_WIDTH + 1}, {END_WIDTH}) AS INTEGER) "
+    f"- CAST(substr(?6, r.key * {END_WIDTH} + 1, {END_WIDTH}) AS INTEGER)) AS TEXT), "
+    "0, ?1, ?3 + r.key + 1, ?2 FROM json_each(?7) AS r")
+
+
+def _packed(bodies: Sequence[Any], digests: Sequence[Any], n: int) -> tuple[PackedBodies, PackedDigests] | None:
+    """``(bodies, digests)`` if both are packed (node.store._packed), ``n`` of each; else None."""
+    if type(bodies) is PackedBodies and type(digests) is PackedDigests and len(bodies) == n and len(digests) == n:
+        return bodies, digests
+    return None
 
 
 def _insert_new(conn: sqlite3.Connection, table: str, shared: tuple[int, str | None], seq: int,
@@ -323,7 +346,9 @@ class RecordsMixin(StoreBase):
         ``bodies[i]`` is the canonical JSON (UTF-8 bytes, as :func:`canonical_body` writes
         it) of a JSON object that is record ``ids[i]`` (a valid record id; the object's
         ``id``, if any, equals it) and ``digests[i]`` is its :func:`content_hash`: the
-        caller vouches for all of that, nothing is checked again here. The same
+        caller vouches for all of that, nothing is checked again here. ``bodies`` and
+        ``digests`` may be packed (:class:`PackedBodies`, :class:`PackedDigests`): a batch of
+        new records is then inserted by one statement that cuts them apart. The same
         transaction, versions, change feed and outbox as :meth:`upsert_many`. Returns
         ``(versions, changed)`` in input order (what :class:`UpsertResult` holds).
         """
@@ -370,6 +395,16 @@ class RecordsMixin(StoreBase):
             unique_json = json_ids(unique)
             state = _current(conn, table, unique, unique_json)
             first = seq = conn.execute("SELECT seq FROM feed WHERE id = 0").fetchone()[0]
+            packed = _packed(bodies, digests, n)
+            if not state and unique_json is not None and len(unique) == n and packed is not None:
+                # new records only, packed: one statement cuts every row's values out of the two blobs
+                conn.execute(_PACKED_NEW.format(table=table),
+                             (now, checked, seq, packed[1].data, packed[0].data, packed[0].ends, unique_json))
+                conn.execute(_NEW_CHANGES.format(table=feed), (now, seq + 1, unique_json))
+                if publish:
+                    conn.execute(_NEW_OUTBOX, (dataset, now, seq + 1, unique_json))
+                conn.execute("UPDATE feed SET seq = ? WHERE id = 0", (seq + n,))
+                return [1] * n, [True] * n
             if not state and unique_json is not None and len(unique) == n and None not in bodies:
                 flat = _new_rows(unique, digests, bodies)
                 if flat is not None:  # new records only: the general path's rows, in fewer statements

@@ -35,7 +35,8 @@ from test_fastprep import (
 import node.service._batch as batch
 import node.service._prepare_pool as pool
 from node.errors import InputError
-from node.service._batch import pack, prepare_packed, prepare_records
+from node.service._batch import compact, pack, prepare_packed, prepare_records
+from node.store import PackedBodies, PackedDigests
 from node.validation import MAX_RECORD_BYTES, Validator, get_validator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grpc"))
@@ -240,7 +241,12 @@ def test_the_helper_prepares_by_columns(monkeypatch: pytest.MonkeyPatch) -> None
     pairs[4] = (pairs[4][0], pairs[4][1].replace(b'"sex": "', b'"sex": "7'))
     monkeypatch.setattr(pool, "_VALIDATOR", FAST)
     got = pool._prepare("inbox", "Person", b"data", lambda data: pairs)
-    assert got == pack(prepare_records(FAST, "inbox", "Person", pairs)) and got[2].keys() == {4}
+    want = pack(prepare_records(FAST, "inbox", "Person", pairs))
+    # bodies and digests come packed in one bytes each (node.store._packed), reading as the lists
+    assert isinstance(got[4], PackedBodies) and isinstance(got[7], PackedDigests)
+    assert (*got[:4], list(got[4]), *got[5:7], list(got[7])) == want and got[2].keys() == {4}
+    assert [list(x) if i in (4, 7) else x for i, x in enumerate(compact(want))] == \
+        [list(x) if i in (4, 7) else x for i, x in enumerate(got)]
 
 
 # ---- flat_columns against flat_batch -------------------------------------------------------------------

@@ -30,7 +30,7 @@ from node.service._batch import (
     unpack,
 )
 from node.service._prepare_pool import PreparePool
-from node.store import canonical_body, content_hash
+from node.store import PackedBodies, PackedDigests, canonical_body, content_hash
 from node.validation import (
     MAX_RECORD_BYTES,
     RecordReport,
@@ -290,8 +290,11 @@ def test_the_helper_prepares_what_this_process_prepares() -> None:
         data = b"\n".join(records)
         here = prepare_records(validator, "inbox", "Person", split_json_lines(data))
         there = unpack(pool.submit("inbox", "Person", data, split_json_lines).result(timeout=60))
-        assert (there.outcomes, there.good_at, there.warnings, there.bodies, there.digests) == (
+        assert there.bodies is not None and there.digests is not None
+        assert (there.outcomes, there.good_at, there.warnings, list(there.bodies), list(there.digests)) == (
             here.outcomes, here.good_at, here.warnings, here.bodies, here.digests)  # hashed in the helper
+        # bodies and digests come back in one bytes each (two objects to unpickle, not two per record)
+        assert isinstance(there.bodies, PackedBodies) and isinstance(there.digests, PackedDigests)
         assert there.good_ids() == here.good_ids()
         pool.fail(RuntimeError("test"))
         assert not pool.available()

@@ -1,13 +1,16 @@
 """The store's fast write paths agree with its general ones.
 
 A batch of new records only takes fewer statements (node/store/_records.py: _insert_new, the
-change feed and outbox from json_each) and the current rows of a batch are read through
-json_each; without json_each (or for ids that are not plain str) every batch takes the general
-path. Both must leave the same rows and return the same results, or raise the same errors.
+change feed and outbox from json_each), or one statement when its bodies and digests come
+packed (node/store/_packed.py, as the prepare helper sends them), and the current rows of a
+batch are read through json_each; without json_each (or for ids that are not plain str) every
+batch takes the general path. All must leave the same rows and return the same results, or
+raise the same errors.
 """
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,7 +25,7 @@ from test_store_records import person  # tests/node is on sys.path
 
 import node.store._records as records_mod
 from node.jsonenc import canonical_bytes
-from node.store import Store, content_hash
+from node.store import PackedBodies, PackedDigests, Store, content_hash
 from node.store._db import PAGE_SIZE
 from node.store._records import _ROWS, _current, _insert_new, json_ids
 from node.store._schema import records_table
@@ -96,6 +99,23 @@ def _encoded(ids: list[Any], names: list[str]) -> tuple[list[Any], list[bytes], 
     return ids, bodies, [content_hash(b) for b in bodies]
 
 
+def _packed(ids: list[Any], bodies: list[bytes], digests: list[bytes]) -> tuple[list[Any], Any, Any]:
+    packed_bodies, packed_digests = PackedBodies.of(bodies), PackedDigests.of(digests)
+    assert packed_bodies is not None and packed_digests is not None
+    return ids, packed_bodies, packed_digests
+
+
+def _both_packed(pair: tuple[Store, Store], dataset: str, ids: list[Any], bodies: list[bytes], digests: list[bytes],
+                 **kwargs: Any) -> tuple[Any, ...]:
+    """upsert_encoded with packed bodies and digests (fast store) and with lists on the general path."""
+    fast, general = pair
+    got = _outcome(fast, lambda: fast.upsert_encoded(dataset, *_packed(ids, bodies, digests), **kwargs))
+    with general_path():
+        want = _outcome(general, lambda: general.upsert_encoded(dataset, ids, bodies, digests, **kwargs))
+    assert got == want
+    return got
+
+
 def test_this_sqlite_has_json_each() -> None:
     # the fast paths run here (and in CI): the comparisons below compare two different paths
     assert records_mod._JSON_EACH
@@ -135,6 +155,50 @@ def test_new_batch_takes_the_fast_path(pair: tuple[Store, Store], monkeypatch: p
     assert calls == [300, 2]
 
 
+def test_packed_batch_of_new_records_is_one_statement(pair: tuple[Store, Store],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(records_mod, "_insert_new", lambda *args: calls.append(1))  # never called
+    ids = [f"p{i}" for i in range(300)]
+    names = ["张三" * (i % 7) + f"{i}" for i in range(300)]  # bodies of different lengths, multibyte text
+    assert _both_packed(pair, "population", *_encoded(ids, names), checked="fp") == ("ok", ([1] * 300, [True] * 300))
+    assert calls == []
+    assert _dump(pair[0]) == _dump(pair[1])
+    # packed input that is not all new takes the general path, reading the packed items one by one
+    _both_packed(pair, "population", *_encoded(["p0", "p1", "x1"], ["n0", "changed", "n2"]))
+    _both_packed(pair, "quiet", *_encoded(["a", "a", "b"], ["1", "2", "3"]))
+    assert calls == [] and _dump(pair[0]) == _dump(pair[1])
+
+
+def test_packed_bodies_and_digests_read_as_their_lists() -> None:
+    bodies = [b'{"a":1}', b"", "张三".encode(), b"x" * 1000, b'{"id":"p1"}']
+    digests = [content_hash(b) for b in bodies]
+    pb, pd = PackedBodies.of(bodies), PackedDigests.of(digests)
+    assert pb is not None and pd is not None
+    for packed, plain in ((pb, bodies), (pd, digests)):
+        assert len(packed) == len(plain) and list(packed) == plain
+        assert [packed[i] for i in range(-len(plain), len(plain))] == plain + plain
+        assert packed[1:4] == plain[1:4] and packed[::-2] == plain[::-2] and packed[9:] == []
+        for bad in (len(plain), -len(plain) - 1):
+            with pytest.raises(IndexError):
+                packed[bad]
+        again = pickle.loads(pickle.dumps(packed))
+        assert type(again) is type(packed) and list(again) == plain
+    empty_bodies, empty_digests = PackedBodies.of([]), PackedDigests.of([])
+    assert empty_bodies is not None and list(empty_bodies) == [] and empty_bodies.data == b""
+    assert empty_digests is not None and list(empty_digests) == []
+    # what cannot be packed is left as a list by its caller
+    assert PackedBodies.of([b"{}", "{}"]) is None and PackedBodies.of([b"{}", bytearray(b"{}")]) is None
+    assert PackedDigests.of([bytes(16), bytes(15)]) is None and PackedDigests.of([bytearray(16)]) is None
+    # an offsets table that does not fit its data is refused
+    with pytest.raises(ValueError):
+        PackedBodies(b"abc", b"0000000000" + b"0000000002")
+    with pytest.raises(ValueError):
+        PackedBodies(b"", b"")
+    with pytest.raises(ValueError):
+        PackedDigests(bytes(17))
+
+
 ids_st = st.sampled_from([f"p{i}" for i in range(12)])
 op_st = st.one_of(
     st.tuples(st.just("encoded"), st.sampled_from(["population", "quiet"]),
@@ -146,6 +210,11 @@ op_st = st.one_of(
     st.tuples(st.just("delete"), st.sampled_from(["population", "quiet"]), st.lists(ids_st, max_size=5),
               st.none()),
     st.tuples(st.just("new"), st.sampled_from(["population", "quiet"]), st.integers(1, 300),
+              st.sampled_from([None, "fp1"])),
+    st.tuples(st.just("packed"), st.sampled_from(["population", "quiet"]),
+              st.lists(st.tuples(ids_st, st.sampled_from(["a", "b", "c"])), max_size=12),
+              st.sampled_from([None, "fp1", "fp2"])),
+    st.tuples(st.just("packed-new"), st.sampled_from(["population", "quiet"]), st.integers(1, 300),
               st.sampled_from([None, "fp1"])),
 )
 
@@ -165,6 +234,13 @@ def test_fast_and_general_paths_write_the_same(ops: list[tuple[Any, ...]]) -> No
                     _both(stores, "upsert_many", dataset, [(i, {"name": n}) for i, n in items], checked=checked)
                 elif kind == "delete":
                     _both(stores, "delete_many", dataset, items)
+                elif kind == "packed":
+                    _both_packed(stores, dataset, *_encoded([i for i, _ in items], [n for _, n in items]),
+                                 checked=checked)
+                elif kind == "packed-new":
+                    ids = [f"n{fresh + i:05d}" for i in range(items)]
+                    fresh += items
+                    _both_packed(stores, dataset, *_encoded(ids, ids), checked=checked)
                 else:  # a batch of new records, past 128 rows a statement
                     ids = [f"n{fresh + i:05d}" for i in range(items)]
                     fresh += items
@@ -184,6 +260,7 @@ def test_odd_str_ids_are_stored_alike(pair: tuple[Store, Store]) -> None:
     _both(pair, "upsert_encoded", "population", *_encoded(ODD_IDS, ODD_IDS), checked="fp")
     _both(pair, "upsert_encoded", "population", *_encoded(ODD_IDS, ["changed"] * len(ODD_IDS)))
     _both(pair, "upsert_encoded", "population", *_encoded(ODD_IDS[:3] + ["fresh"], ["changed"] * 4))
+    _both_packed(pair, "quiet", *_encoded(ODD_IDS, ODD_IDS), checked="fp")  # new, packed: one statement
     assert _dump(pair[0]) == _dump(pair[1])
     table = records_table(pair[0].dataset_num("population") or 0)
     with pair[0].reader() as conn:
