@@ -6,6 +6,7 @@
  *   flat_columns(pairs, limit, hash_bodies, allowed, record_type) -> (columns, odd, bodies, digests), or None
  *   blake2b_16(data) -> hashlib.blake2b(data, digest_size=16).digest()   (for the tests)
  *   push_pairs(data) -> [(id, payload), ...] of an encoded PushRequest, or None
+ *   push_head(data) -> (dataset, number of records) of one push_pairs reads, or None
  *   gb11643_check(v) -> the GB 11643 check character of v[:17]
  *
  * pairs        a list (or tuple) of (id, payload), as node.service._batch._prepare_flat takes them
@@ -1002,6 +1003,38 @@ done:
     return out;
 }
 
+/* push_head(data): (dataset, number of records) of an encoded PushRequest that push_pairs reads
+ * (the same checks, no object per record), or None where push_pairs answers None */
+static PyObject *push_head(PyObject *self, PyObject *arg) {
+    const uint8_t *s, *dataset = NULL;
+    size_t n, i = 0, len, count = 0, dlen = 0;
+    int ascii, dascii = 1;
+    Pair pair;
+    (void)self;
+    if (!PyBytes_CheckExact(arg)) Py_RETURN_NONE;
+    s = (const uint8_t *)PyBytes_AS_STRING(arg);
+    n = (size_t)PyBytes_GET_SIZE(arg);
+    if (n > 0x7FFFFFFF) Py_RETURN_NONE;
+    while (i < n) {
+        uint8_t tag = s[i++];
+        if (tag != 0x0A && tag != 0x12) Py_RETURN_NONE;
+        if (!read_length(s, n, &i, &len)) Py_RETURN_NONE;
+        if (tag == 0x0A) {
+            if (!utf8_ok(s + i, len, &ascii)) Py_RETURN_NONE;
+            dataset = s + i; /* proto3: the last one counts */
+            dlen = len;
+            dascii = ascii;
+        } else {
+            if (!parse_record(s + i, len, &pair)) Py_RETURN_NONE;
+            count++;
+        }
+        i += len;
+    }
+    PyObject *name = make_str(dataset ? (const char *)dataset : "", dlen, dascii);
+    if (name == NULL) return NULL;
+    return Py_BuildValue("(Nn)", name, (Py_ssize_t)count);
+}
+
 /* ---- the GB 11643 check character ---------------------------------------------------------- */
 
 static const uint8_t id_weights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
@@ -1053,6 +1086,8 @@ static PyMethodDef methods[] = {
     {"blake2b_16", blake2b_16_py, METH_O, "blake2b_16(data) -> hashlib.blake2b(data, digest_size=16).digest()"},
     {"push_pairs", push_pairs, METH_O,
      "push_pairs(data) -> [(id, payload), ...] of an encoded shulian.v1.PushRequest, or None for anything unusual"},
+    {"push_head", push_head, METH_O,
+     "push_head(data) -> (dataset, number of records) of an encoded PushRequest push_pairs reads, else None"},
     {"gb11643_check", gb11643_check, METH_O, "gb11643_check(v) -> the GB 11643 check character of v[:17]"},
     {NULL, NULL, 0, NULL},
 };

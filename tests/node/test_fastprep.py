@@ -484,6 +484,25 @@ def _same_as_upb(data: bytes, answered: bool = False) -> None:
             assert type(got) is list and all(type(p) is tuple and type(p[0]) is str and type(p[1]) is bytes
                                              for p in got)
             assert got == want, data
+        # push_head answers exactly where push_pairs does: upb's dataset and number of records
+        head = fastprep.push_head(data)
+        if got is None:
+            assert head is None, data
+        else:
+            assert head == (records_pb2.PushRequest.FromString(data).dataset, len(got)), data
+            assert type(head[0]) is str
+        # the Push handler's parser: the head of what C reads, else upb's message (or its error)
+        if head is not None:
+            parsed = push.parse_push_request(data)
+            assert isinstance(parsed, push.EncodedPushRequest)
+            assert (parsed.data, parsed.dataset, parsed.count) == (data, *head)
+            assert push.push_pairs(parsed) == want
+    if want == "refused":
+        with pytest.raises(DecodeError):
+            push.parse_push_request(data)
+    elif fastprep is None or fastprep.push_head(data) is None:
+        parsed = push.parse_push_request(data)
+        assert isinstance(parsed, records_pb2.PushRequest) and push.push_pairs(parsed) == want
     for c in (fastprep, None):
         saved = push._fastprep
         push._fastprep = c  # type: ignore[assignment]
@@ -583,6 +602,7 @@ def test_push_pairs_takes_only_bytes() -> None:
     assert _c_pairs(data) == [("a", b"p")]
     for other in (bytearray(data), memoryview(data), data.decode("latin-1"), None, 1, type("B", (bytes,), {})(data)):
         assert _c_pairs(other) is None
+        assert fastprep is not None and fastprep.push_head(other) is None
     assert fastprep is not None
     with pytest.raises(TypeError):
         fastprep.push_pairs()  # type: ignore[call-arg]
@@ -665,7 +685,7 @@ def test_gb11643_check_of_300000_random_numbers() -> None:
 
 @needs_c
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
-def test_push_pairs_and_gb11643_check_leak_nothing() -> None:
+def test_push_pairs_push_head_and_gb11643_check_leak_nothing() -> None:
     assert fastprep is not None
     good = records_pb2.PushRequest(dataset="d", records=[common_pb2.Record(id=f"r{i}\u00e9", payload=b"p" * i)
                                                          for i in range(20)]).SerializeToString()
@@ -675,6 +695,7 @@ def test_push_pairs_and_gb11643_check_leak_nothing() -> None:
         for _ in range(rounds):
             for data in inputs:
                 fastprep.push_pairs(data)
+                fastprep.push_head(data)
             fastprep.gb11643_check("11010519490101001X")
             fastprep.gb11643_check(b"12345678901234567")
             with pytest.raises(ValueError):

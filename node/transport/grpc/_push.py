@@ -29,8 +29,8 @@ try:  # an encoded PushRequest's pairs in one C call (optional: setup.py)
 except ImportError:  # not built: push_records parses with upb
     _fastprep = None  # type: ignore[assignment]
 
-__all__ = ["PushStream", "push_pairs", "push_records", "push_response_bytes", "serialize_push_response",
-           "MAX_PUSH_RECORDS", "POOL_MIN_RECORDS", "PREPARE_AHEAD"]
+__all__ = ["PushStream", "EncodedPushRequest", "parse_push_request", "push_pairs", "push_records",
+           "push_response_bytes", "serialize_push_response", "MAX_PUSH_RECORDS", "POOL_MIN_RECORDS", "PREPARE_AHEAD"]
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,44 @@ def serialize_push_response(message: records_pb2.PushResponse | bytes) -> bytes:
     return data
 
 
-def push_pairs(req: records_pb2.PushRequest) -> list[tuple[str, bytes]]:
+class EncodedPushRequest:
+    """A PushRequest kept as it came off the wire, with what the stream needs of it before it is
+    prepared: the dataset and the number of records (:func:`parse_push_request`). The prepare
+    helper is sent ``data`` as it is; nothing parses the records in this process."""
+
+    __slots__ = ("data", "dataset", "count")
+
+    def __init__(self, data: bytes, dataset: str, count: int) -> None:
+        self.data, self.dataset, self.count = data, dataset, count
+
+
+AnyPushRequest = records_pb2.PushRequest | EncodedPushRequest
+
+
+def parse_push_request(data: bytes) -> AnyPushRequest:
+    """The Push handler's request parser: an :class:`EncodedPushRequest` when node._fastprep reads
+    the request's head (the usual request: what its push_pairs reads, which upb reads alike), else
+    the message upb parses (or its DecodeError, which the handler answers as a bad request)."""
+    if _fastprep is not None:
+        head = _fastprep.push_head(data)
+        if head is not None:
+            return EncodedPushRequest(data, *head)
+    message: records_pb2.PushRequest = records_pb2.PushRequest.FromString(data)
+    return message
+
+
+def _count(req: AnyPushRequest) -> int:
+    return req.count if isinstance(req, EncodedPushRequest) else len(req.records)
+
+
+def _encoded(req: AnyPushRequest) -> bytes:
+    return req.data if isinstance(req, EncodedPushRequest) else req.SerializeToString()
+
+
+def push_pairs(req: AnyPushRequest) -> list[tuple[str, bytes]]:
     """A PushRequest's records as the (id, payload) pairs :meth:`NodeCore.prepare` takes."""
+    if isinstance(req, EncodedPushRequest):
+        return push_records(req.data)
     return [(r.id, r.payload) for r in req.records]
 
 
@@ -316,10 +352,11 @@ class PushStream:
                 elif req.dataset and req.dataset != dataset:
                     raise InputError(f"a Push stream carries one dataset ({dataset!r}); batch #{n} names "
                                      f"{req.dataset!r}", reason="BAD_REQUEST")
-                if len(req.records) > MAX_PUSH_RECORDS:
-                    raise InputError(f"PushRequest #{n} has {len(req.records)} records; at most "
+                count = _count(req)
+                if count > MAX_PUSH_RECORDS:
+                    raise InputError(f"PushRequest #{n} has {count} records; at most "
                                      f"{MAX_PUSH_RECORDS} per message", reason="BAD_REQUEST")
-                size = req.ByteSize()
+                size = len(req.data) if isinstance(req, EncodedPushRequest) else req.ByteSize()
                 await budget.take(size)  # waits while the batches read ahead hold PREPARE_BYTES
                 preparing = asyncio.ensure_future(self._prepared(pool, dataset, record_type, req))
                 sizes.append(size)
@@ -337,11 +374,11 @@ class PushStream:
         await queue.put(None)
 
     async def _prepared(self, pool: PreparePool | None, dataset: str, record_type: str,
-                        req: records_pb2.PushRequest) -> PreparedBatch:
+                        req: AnyPushRequest) -> PreparedBatch:
         """Batch ``req`` prepared in the helper process when it is up and the batch is large, else in a thread."""
-        if pool is not None and len(req.records) >= POOL_MIN_RECORDS and pool.available():
+        if pool is not None and _count(req) >= POOL_MIN_RECORDS and pool.available():
             try:
-                future = pool.submit(dataset, record_type, req.SerializeToString(), push_records)
+                future = pool.submit(dataset, record_type, _encoded(req), push_records)
                 return unpack_prepared(await asyncio.wrap_future(future))
             except (BrokenExecutor, RuntimeError) as exc:  # the helper died or was shut down: on without it
                 pool.fail(exc)
@@ -350,7 +387,7 @@ class PushStream:
         prepared: PreparedBatch = await self.run(self._prepare, dataset, record_type, req)
         return prepared
 
-    def _prepare(self, dataset: str, record_type: str, req: records_pb2.PushRequest) -> PreparedBatch:
+    def _prepare(self, dataset: str, record_type: str, req: AnyPushRequest) -> PreparedBatch:
         return self.core.prepare(dataset, push_pairs(req), record_type=record_type)
 
     def _commit_group(self, peer: str, group: Sequence[PreparedBatch], index: int, rid: str,

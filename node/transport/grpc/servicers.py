@@ -58,7 +58,7 @@ from node.transport.grpc._helpers import (
     safe_parser,
     serialize_query_response,
 )
-from node.transport.grpc._push import PushStream, serialize_push_response
+from node.transport.grpc._push import PushStream, parse_push_request, serialize_push_response
 
 __all__ = ["NodeServicers", "ChangeNotifier", "SERVICE_NAMES", "HEARTBEAT_SECONDS", "POLL_SECONDS"]
 
@@ -211,7 +211,7 @@ class NodeServicers:
                     self._stream("Query", self._query), safe_parser(r.QueryRequest.FromString),
                     serialize_query_response),
                 "Push": grpc.stream_stream_rpc_method_handler(
-                    self._stream("Push", self._push), safe_parser(r.PushRequest.FromString),
+                    self._stream("Push", self._push), safe_parser(parse_push_request),
                     serialize_push_response),
                 "Subscribe": grpc.unary_stream_rpc_method_handler(
                     self._stream("Subscribe", self._subscribe), safe_parser(r.SubscribeRequest.FromString),
