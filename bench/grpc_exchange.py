@@ -15,7 +15,7 @@ certificate) that answers the same messages without doing anything with them:
   query skips re-validating them, as it does for every record that entered a real node
   through its boundary; records loaded around the boundary are validated on the way out
   (the memory figure below streams 900,000 of those);
-- both are measured in rounds of (echo, node), three for push (each round pushes
+- both are measured in rounds of (echo, node), five for push (each round pushes
   100,000 new records with ids of its own) and five for query; each side's figure is
   its median run (single runs on a shared 2-core machine swing by up to 2x);
 - for context, a "JSON echo" baseline too: the echo plus one json.loads (push) or one
@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO / "tests" / "grpc"))  # the federation kit shared wi
 
 BATCH = 500
 QUERY_ROUNDS = 5
-PUSH_ROUNDS = 3
-PUSH_PREFIXES = ("q", "r", "s")
+PUSH_ROUNDS = 5
+PUSH_PREFIXES = ("q", "r", "s", "t", "u")
 ECHO_READY = "echo serving on "
 
 
