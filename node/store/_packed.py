@@ -26,7 +26,36 @@ END_WIDTH = 10
 _MAX_TOTAL = 10**END_WIDTH - 1
 
 
-class PackedBodies(Sequence[bytes]):
+class _Packed(Sequence[bytes]):
+    """Items cut out of one ``bytes`` on reading: a subclass gives their number and :meth:`_at`."""
+
+    __slots__ = ()
+
+    def _at(self, i: int) -> bytes:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        n = len(self)
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(n))]
+        i = index.__index__()
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"{type(self).__name__} index out of range")
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return map(self._at, range(len(self)))
+
+
+class PackedBodies(_Packed):
     """Bodies one after the other in ``data``; ``ends`` holds 0 and then the end offset of
     each body, every number ``END_WIDTH`` ASCII digits (what SQLite's ``CAST(substr(...) AS
     INTEGER)`` reads). Make one with :meth:`of`."""
@@ -58,31 +87,11 @@ class PackedBodies(Sequence[bytes]):
         w = END_WIDTH
         return self.data[int(self.ends[i * w:i * w + w]):int(self.ends[i * w + w:i * w + 2 * w])]
 
-    @overload
-    def __getitem__(self, index: int) -> bytes: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[bytes]: ...
-
-    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
-        n = len(self)
-        if isinstance(index, slice):
-            return [self._at(i) for i in range(*index.indices(n))]
-        i = index.__index__()
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("PackedBodies index out of range")
-        return self._at(i)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return map(self._at, range(len(self)))
-
     def __reduce__(self) -> tuple[type[PackedBodies], tuple[bytes, bytes]]:
         return PackedBodies, (self.data, self.ends)
 
 
-class PackedDigests(Sequence[bytes]):
+class PackedDigests(_Packed):
     """``DIGEST_SIZE``-byte digests one after the other in ``data``. Make one with :meth:`of`."""
 
     __slots__ = ("data",)
@@ -102,26 +111,8 @@ class PackedDigests(Sequence[bytes]):
     def __len__(self) -> int:
         return len(self.data) // DIGEST_SIZE
 
-    @overload
-    def __getitem__(self, index: int) -> bytes: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[bytes]: ...
-
-    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
-        n = len(self)
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(n))]
-        i = index.__index__()
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("PackedDigests index out of range")
+    def _at(self, i: int) -> bytes:
         return self.data[i * DIGEST_SIZE:(i + 1) * DIGEST_SIZE]
-
-    def __iter__(self) -> Iterator[bytes]:
-        d = self.data
-        return (d[i:i + DIGEST_SIZE] for i in range(0, len(d), DIGEST_SIZE))
 
     def __reduce__(self) -> tuple[type[PackedDigests], tuple[bytes]]:
         return PackedDigests, (self.data,)
