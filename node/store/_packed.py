@@ -14,6 +14,7 @@ takes them as it takes lists.
 from __future__ import annotations
 
 import itertools
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import overload
 
@@ -31,8 +32,9 @@ class _Packed(Sequence[bytes]):
 
     __slots__ = ()
 
+    @abstractmethod
     def _at(self, i: int) -> bytes:
-        raise NotImplementedError
+        """Item ``i`` (0 <= i < len(self))."""
 
     @overload
     def __getitem__(self, index: int) -> bytes: ...

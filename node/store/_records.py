@@ -374,6 +374,25 @@ class RecordsMixin(StoreBase):
             raise InputError(f"record #{index}: bad id {record_id!r} "
                              "(must match [A-Za-z0-9][A-Za-z0-9._~-]{0,127})")
 
+    @staticmethod
+    def _insert_all_new(conn: sqlite3.Connection, table: str, ids: list[str], ids_json: str, bodies: Sequence[Any],
+                        digests: Sequence[Any], now: int, checked: str | None, seq: int) -> bool:
+        """Insert the rows of a batch of new records (distinct ``ids``, none in ``table``; ``ids_json``:
+        :func:`json_ids` of them) the short way: True, or False (nothing written) when the general
+        path must (a deletion, a value that is not bytes-like)."""
+        packed = _packed(bodies, digests, len(ids))
+        if packed is not None:  # one statement cuts every row's values out of the two blobs
+            conn.execute(_PACKED_NEW.format(table=table),
+                         (now, checked, seq, packed[1].data, packed[0].data, packed[0].ends, ids_json))
+            return True
+        if None in bodies:
+            return False
+        flat = _new_rows(ids, digests, bodies)
+        if flat is None:
+            return False
+        _insert_new(conn, table, (now, checked), seq, flat)
+        return True
+
     def _apply(self, dataset: str, ids: Sequence[str], bodies: Sequence[bytes | None],
                digests: Sequence[bytes], checked: str | None = None) -> tuple[list[int], list[bool]]:
         """Write a batch: ``bodies[i]`` None deletes ``ids[i]``. Returns (versions, changed) by position.
@@ -395,25 +414,15 @@ class RecordsMixin(StoreBase):
             unique_json = json_ids(unique)
             state = _current(conn, table, unique, unique_json)
             first = seq = conn.execute("SELECT seq FROM feed WHERE id = 0").fetchone()[0]
-            packed = _packed(bodies, digests, n)
-            if not state and unique_json is not None and len(unique) == n and packed is not None:
-                # new records only, packed: one statement cuts every row's values out of the two blobs
-                conn.execute(_PACKED_NEW.format(table=table),
-                             (now, checked, seq, packed[1].data, packed[0].data, packed[0].ends, unique_json))
+            if not state and unique_json is not None and len(unique) == n \
+                    and self._insert_all_new(conn, table, unique, unique_json, bodies, digests, now, checked, seq):
+                # new records only: their rows in one statement (packed) or a few; the change feed and
+                # outbox rows from the JSON array of the ids
                 conn.execute(_NEW_CHANGES.format(table=feed), (now, seq + 1, unique_json))
                 if publish:
                     conn.execute(_NEW_OUTBOX, (dataset, now, seq + 1, unique_json))
                 conn.execute("UPDATE feed SET seq = ? WHERE id = 0", (seq + n,))
                 return [1] * n, [True] * n
-            if not state and unique_json is not None and len(unique) == n and None not in bodies:
-                flat = _new_rows(unique, digests, bodies)
-                if flat is not None:  # new records only: the general path's rows, in fewer statements
-                    _insert_new(conn, table, (now, checked), seq, flat)
-                    conn.execute(_NEW_CHANGES.format(table=feed), (now, seq + 1, unique_json))
-                    if publish:
-                        conn.execute(_NEW_OUTBOX, (dataset, now, seq + 1, unique_json))
-                    conn.execute("UPDATE feed SET seq = ? WHERE id = 0", (seq + n,))
-                    return [1] * n, [True] * n
             rechecked: list[tuple[str, str]] = []
             # an id appearing twice in one call is applied in order: split into rounds of distinct ids
             rounds: list[Sequence[int]] = [range(n)]
